@@ -1,0 +1,193 @@
+/**
+ * The streaming decoder: bytes arrive in chunks of any size, whole packets come out.
+ *
+ * A packet that lies whole inside a chunk is decoded in place (its payload is a view of the
+ * chunk, not a copy). Only a packet cut by a chunk boundary is copied, into one buffer sized
+ * from its fixed header, so at most one partial packet is held at a time. The size limit is
+ * checked from the fixed header before a byte of the body is buffered [MQTT-3.1.2-24].
+ */
+import { MAX_PACKET_SIZE, REQUIRED_FLAGS } from './constants.js';
+import { decodeBody } from './decode.js';
+import { ProtocolError } from './errors.js';
+import type { ConnectPacket, Packet, ProtocolVersion } from './packets.js';
+import { ByteReader } from './reader.js';
+
+export interface DecoderOptions {
+  /**
+   * Largest whole packet (fixed header included) accepted, in bytes.
+   * @default 268435460 (the protocol's own limit)
+   */
+  maxPacketSize?: number;
+  /**
+   * Protocol version of packets other than CONNECT. A decoded CONNECT sets it, so a
+   * server-side decoder needs no setting; a client-side decoder is told.
+   * @default 4
+   */
+  protocolVersion?: ProtocolVersion;
+}
+
+export type PacketHandler = (packet: Packet) => void;
+
+/** Fixed-header states: the byte count of a header still being read from 1 to 5 bytes. */
+const HEADER_MAX = 5;
+
+export class PacketDecoder {
+  protocolVersion: ProtocolVersion;
+  maxPacketSize: number;
+
+  private readonly onPacket: PacketHandler;
+  private readonly reader = new ByteReader();
+  /** Bytes of a fixed header cut by a chunk boundary (at most 5). */
+  private readonly header = Buffer.alloc(HEADER_MAX);
+  private headerLength = 0;
+  /** Body of a packet cut by a chunk boundary, sized from its remaining length. */
+  private body: Buffer | null = null;
+  private bodyFilled = 0;
+  private bodyFirstByte = 0;
+
+  constructor(onPacket: PacketHandler, options: DecoderOptions = {}) {
+    this.onPacket = onPacket;
+    this.maxPacketSize = options.maxPacketSize ?? MAX_PACKET_SIZE;
+    this.protocolVersion = options.protocolVersion ?? 4;
+  }
+
+  /** Bytes held for a packet not yet complete (0 between packets). */
+  get bufferedBytes(): number {
+    return this.body === null ? this.headerLength : this.bodyFilled;
+  }
+
+  /**
+   * Feeds one chunk; calls the handler for every packet it completes, in order.
+   * Throws ProtocolError on a violation; the connection must then be closed and this
+   * decoder dropped (its state is undefined after an error).
+   */
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    if (this.body !== null) {
+      pos = this.fillBody(chunk);
+      if (this.body !== null) return;
+    } else if (this.headerLength > 0) {
+      pos = this.fillHeader(chunk);
+      if (pos < 0) return;
+    }
+    while (pos < len) {
+      const first = chunk[pos] as number;
+      checkFirstByte(first);
+      let remaining = 0;
+      let multiplier = 1;
+      let i = pos + 1;
+      let complete = false;
+      while (i < len) {
+        const b = chunk[i++] as number;
+        remaining += (b & 0x7f) * multiplier;
+        if ((b & 0x80) === 0) {
+          complete = true;
+          break;
+        }
+        if (i - pos > 4) throw new ProtocolError('TERN_PROTO_REMAINING_LENGTH');
+        multiplier *= 128;
+      }
+      if (!complete) {
+        chunk.copy(this.header, 0, pos, len);
+        this.headerLength = len - pos;
+        return;
+      }
+      this.checkSize(i - pos + remaining);
+      const end = i + remaining;
+      if (end <= len) {
+        this.emit(first, chunk, i, end);
+        pos = end;
+      } else {
+        this.startBody(first, remaining, chunk, i);
+        return;
+      }
+    }
+  }
+
+  /** Decodes every whole packet in `chunk` and returns them; for tests and tools. */
+  static decodeAll(chunk: Buffer, options?: DecoderOptions): Packet[] {
+    const out: Packet[] = [];
+    const d = new PacketDecoder((p) => out.push(p), options);
+    d.push(chunk);
+    if (d.bufferedBytes > 0) throw new ProtocolError('TERN_PROTO_TRUNCATED', 'input ends inside a packet');
+    return out;
+  }
+
+  private checkSize(total: number): void {
+    if (total > this.maxPacketSize) {
+      throw new ProtocolError('TERN_PROTO_PACKET_TOO_LARGE', `${total} > ${this.maxPacketSize}`);
+    }
+  }
+
+  /** Continues a fixed header cut by the last chunk. Returns the body's start, or -1 if still cut. */
+  private fillHeader(chunk: Buffer): number {
+    const h = this.header;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const b = chunk[pos++] as number;
+      h[this.headerLength++] = b;
+      if ((b & 0x80) === 0) {
+        let remaining = 0;
+        let multiplier = 1;
+        for (let k = 1; k < this.headerLength; k++) {
+          remaining += ((h[k] as number) & 0x7f) * multiplier;
+          multiplier *= 128;
+        }
+        const first = h[0] as number;
+        this.checkSize(this.headerLength + remaining);
+        this.headerLength = 0;
+        if (chunk.length - pos >= remaining) {
+          this.emit(first, chunk, pos, pos + remaining);
+          return pos + remaining;
+        }
+        this.startBody(first, remaining, chunk, pos);
+        return -1;
+      }
+      if (this.headerLength === HEADER_MAX) throw new ProtocolError('TERN_PROTO_REMAINING_LENGTH');
+    }
+    return -1;
+  }
+
+  private startBody(first: number, remaining: number, chunk: Buffer, from: number): void {
+    const body = Buffer.allocUnsafe(remaining);
+    chunk.copy(body, 0, from);
+    this.body = body;
+    this.bodyFilled = chunk.length - from;
+    this.bodyFirstByte = first;
+  }
+
+  /** Continues a body cut by the last chunk. Returns how many bytes of `chunk` it took. */
+  private fillBody(chunk: Buffer): number {
+    const body = this.body as Buffer;
+    const take = Math.min(body.length - this.bodyFilled, chunk.length);
+    chunk.copy(body, this.bodyFilled, 0, take);
+    this.bodyFilled += take;
+    if (this.bodyFilled === body.length) {
+      this.body = null;
+      this.bodyFilled = 0;
+      this.emit(this.bodyFirstByte, body, 0, body.length);
+    }
+    return take;
+  }
+
+  private emit(first: number, buf: Buffer, start: number, end: number): void {
+    const type = first >> 4;
+    const r = this.reader;
+    r.reset(buf, start, end);
+    const packet = decodeBody(type, first & 0x0f, r, this.protocolVersion);
+    if (type === 1) this.protocolVersion = (packet as ConnectPacket).protocolVersion;
+    this.onPacket(packet);
+  }
+}
+
+/** Type and flags are checked on the first byte, before any of the body is read or held. */
+function checkFirstByte(first: number): void {
+  const type = first >> 4;
+  if (type === 0) throw new ProtocolError('TERN_PROTO_PACKET_TYPE', 'type 0 is reserved');
+  const required = REQUIRED_FLAGS[type] as number;
+  // [MQTT-2.2.2-1] [MQTT-2.2.2-2]: flags are fixed for every type but PUBLISH.
+  if (required >= 0 && (first & 0x0f) !== required) {
+    throw new ProtocolError('TERN_PROTO_RESERVED_FLAGS', `type ${type} flags 0x${(first & 0x0f).toString(16)}`);
+  }
+}
