@@ -51,9 +51,14 @@ export class PacketDecoder {
     this.protocolVersion = options.protocolVersion ?? 4;
   }
 
-  /** Bytes held for a packet not yet complete (0 between packets). */
+  /** Bytes held for a packet not yet complete (0 between packets, and just after a fixed header). */
   get bufferedBytes(): number {
     return this.body === null ? this.headerLength : this.bodyFilled;
+  }
+
+  /** True while a packet has started but not finished (its header or body is cut). */
+  get inPacket(): boolean {
+    return this.body !== null || this.headerLength > 0;
   }
 
   /**
@@ -110,7 +115,10 @@ export class PacketDecoder {
     const out: Packet[] = [];
     const d = new PacketDecoder((p) => out.push(p), options);
     d.push(chunk);
-    if (d.bufferedBytes > 0) throw new ProtocolError('TERN_PROTO_TRUNCATED', 'input ends inside a packet');
+    // A body may be pending with none of its bytes in yet (input ended right after a header).
+    if (d.inPacket) {
+      throw new ProtocolError('TERN_PROTO_TRUNCATED', 'input ends inside a packet');
+    }
     return out;
   }
 

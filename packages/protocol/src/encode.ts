@@ -121,7 +121,10 @@ function reasonAndPropsLength(p: DisconnectPacket | AuthPacket, v: ProtocolVersi
   }
   propsLen = propertiesBodyLength(p.properties);
   if (propsLen > 0) return 1 + vbiLength(propsLen) + propsLen;
-  return (p.reasonCode ?? 0) !== 0 ? 1 : 0;
+  if ((p.reasonCode ?? 0) === 0) return 0;
+  // DISCONNECT may stop after its reason code [MQTT-3.14.2.1]; AUTH may leave out reason code
+  // and property length only together [MQTT-3.15.2.1], so a non-zero AUTH code carries both.
+  return p.cmd === 'auth' ? 2 : 1;
 }
 
 function firstByte(p: Packet): number {

@@ -133,6 +133,12 @@ export const Violations = {
     message: 'reason code not valid for this packet',
   },
   TERN_PROTO_AUTH_VERSION: { specId: 'MQTT-3.15', reasonCode: MALFORMED, message: 'AUTH exists only in MQTT 5' },
+  TERN_PROTO_FIRST_PACKET: { specId: 'MQTT-3.1.0-1', reasonCode: PROTOCOL, message: 'first packet must be CONNECT' },
+  TERN_PROTO_SECOND_CONNECT: {
+    specId: 'MQTT-3.1.0-2',
+    reasonCode: PROTOCOL,
+    message: 'a second CONNECT on one connection',
+  },
   TERN_PROTO_CONNACK_FLAGS: {
     specId: 'MQTT-3.2.2-1',
     reasonCode: MALFORMED,
