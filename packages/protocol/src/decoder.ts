@@ -28,6 +28,9 @@ export interface DecoderOptions {
 
 export type PacketHandler = (packet: Packet) => void;
 
+/** Smallest buffer held for a cut packet body (grown by doubling up to its length). */
+const INITIAL_BODY_CAPACITY = 4096;
+
 /** Fixed-header states: the byte count of a header still being read from 1 to 5 bytes. */
 const HEADER_MAX = 5;
 
@@ -43,6 +46,7 @@ export class PacketDecoder {
   /** Body of a packet cut by a chunk boundary, sized from its remaining length. */
   private body: Buffer | null = null;
   private bodyFilled = 0;
+  private bodyLength = 0;
   private bodyFirstByte = 0;
 
   constructor(onPacket: PacketHandler, options: DecoderOptions = {}) {
@@ -157,24 +161,38 @@ export class PacketDecoder {
     return -1;
   }
 
+  /**
+   * Starts holding a cut packet body. The buffer starts at what has arrived (at least 4 KiB)
+   * and doubles as bytes come, up to the announced length: memory follows the bytes a peer
+   * actually sent, not the length its header claims.
+   */
   private startBody(first: number, remaining: number, chunk: Buffer, from: number): void {
-    const body = Buffer.allocUnsafe(remaining);
+    const have = chunk.length - from;
+    const body = Buffer.allocUnsafe(Math.min(remaining, Math.max(have * 2, INITIAL_BODY_CAPACITY)));
     chunk.copy(body, 0, from);
     this.body = body;
-    this.bodyFilled = chunk.length - from;
+    this.bodyLength = remaining;
+    this.bodyFilled = have;
     this.bodyFirstByte = first;
   }
 
   /** Continues a body cut by the last chunk. Returns how many bytes of `chunk` it took. */
   private fillBody(chunk: Buffer): number {
-    const body = this.body as Buffer;
-    const take = Math.min(body.length - this.bodyFilled, chunk.length);
+    let body = this.body as Buffer;
+    const take = Math.min(this.bodyLength - this.bodyFilled, chunk.length);
+    const needed = this.bodyFilled + take;
+    if (needed > body.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.bodyLength, Math.max(needed, body.length * 2)));
+      body.copy(grown, 0, 0, this.bodyFilled);
+      body = grown;
+      this.body = grown;
+    }
     chunk.copy(body, this.bodyFilled, 0, take);
-    this.bodyFilled += take;
-    if (this.bodyFilled === body.length) {
+    this.bodyFilled = needed;
+    if (needed === this.bodyLength) {
       this.body = null;
       this.bodyFilled = 0;
-      this.emit(this.bodyFirstByte, body, 0, body.length);
+      this.emit(this.bodyFirstByte, body, 0, needed);
     }
     return take;
   }
