@@ -1,0 +1,246 @@
+import type { Socket } from 'node:net';
+import { Connection, listenTcp, type TcpListener } from '@tern/listener';
+import type { QoS } from '@tern/protocol';
+import { RetainedIndex, SubscriptionIndex } from '@tern/router';
+import { Message, Session, type SessionLimits } from '@tern/session';
+import { Client } from './client.js';
+import type { BrokerConfig } from './config.js';
+import { deliver } from './delivery.js';
+import type { Logger } from './logger.js';
+import { BrokerStats } from './stats.js';
+import { SysPublisher } from './sys-topics.js';
+
+/** What the subscription index holds per (filter, client): the session and its granted QoS. */
+interface Subscriber {
+  session: Session;
+  qos: QoS;
+}
+
+/** A clock read once per sweep instead of once per packet. */
+export interface CoarseClock {
+  now: number;
+}
+
+/** How often keepalive and connect timeouts are checked, in ms. */
+const SWEEP_INTERVAL_MS = 500;
+
+/**
+ * One broker node with one routing worker: owns the listener, the client table, sessions,
+ * the subscription and retained indexes, and the publish path.
+ */
+export class Broker {
+  readonly config: BrokerConfig;
+  readonly log: Logger;
+  readonly stats = new BrokerStats();
+  readonly clock: CoarseClock = { now: Date.now() };
+  /** Live, CONNECTed clients by client id: at most one per id [MQTT-3.1.4-2]. */
+  readonly clients = new Map<string, Client>();
+  /** Every session, online or not, by client id. */
+  readonly sessions = new Map<string, Session>();
+  /** Every open socket, CONNECTed or not (for timeouts and shutdown). */
+  readonly connections = new Set<Client>();
+  readonly subscriptions = new SubscriptionIndex<Subscriber>();
+  readonly retained = new RetainedIndex<Message>();
+  private listener: TcpListener | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly sys: SysPublisher;
+  private readonly limits: SessionLimits;
+  /** Routing scratch, reused by every publish: no allocation per message. */
+  private matchStamp = 0;
+  private readonly matched: Session[] = [];
+  private readonly collect = (_key: string, sub: Subscriber): void => {
+    const s = sub.session;
+    if (s.matchStamp !== this.matchStamp) {
+      s.matchStamp = this.matchStamp;
+      s.matchQos = sub.qos;
+      this.matched.push(s);
+    } else if (sub.qos > s.matchQos) {
+      // Overlapping subscriptions of one client: one copy at the highest QoS [MQTT-3.3.5-1].
+      s.matchQos = sub.qos;
+    }
+  };
+
+  constructor(config: BrokerConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.limits = {
+      maxInflight: config.maxInflight,
+      maxQueued: config.maxQueued,
+      overflowPolicy: config.queueOverflow,
+    };
+    this.sys = new SysPublisher(this);
+  }
+
+  /** The bound port (after start). */
+  get port(): number {
+    return this.listener?.port ?? this.config.port;
+  }
+
+  async start(): Promise<void> {
+    this.listener = await listenTcp({
+      host: this.config.host,
+      port: this.config.port,
+      maxConnections: this.config.maxConnections,
+      onSocket: (socket) => this.accept(socket),
+      onRefused: (socket) => {
+        this.stats.connectionsRefused++;
+        this.log.warn(
+          { remote: socket.remoteAddress, limit: this.config.maxConnections },
+          'connection refused: maxConnections reached',
+        );
+      },
+    });
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+    this.sys.start();
+    this.log.info({ host: this.config.host, port: this.port }, 'listening for MQTT');
+  }
+
+  /** Stops accepting, closes every connection and the timers. */
+  async stop(): Promise<void> {
+    this.sys.stop();
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    const closing = this.listener?.close();
+    this.listener = null;
+    for (const client of [...this.connections]) client.close('server-shutdown');
+    await closing;
+  }
+
+  private accept(socket: Socket): void {
+    this.stats.connectionsAccepted++;
+    const client = new Client(
+      this,
+      new Connection(socket, { maxPacketSize: this.config.maxPacketSize }),
+      this.clock.now,
+    );
+    this.connections.add(client);
+  }
+
+  /**
+   * Binds a CONNECTed client to its session. A live connection with the same id is taken
+   * over: closed, its will published [MQTT-3.1.4-2]. Returns the session-present flag.
+   */
+  attach(client: Client, clientId: string, clean: boolean): boolean {
+    const previous = this.clients.get(clientId);
+    if (previous !== undefined && previous !== client) {
+      this.stats.takeovers++;
+      previous.log.info('connection taken over by a new CONNECT with the same client id');
+      // Closing runs clientClosed at once: the will fires and a transient session ends.
+      previous.close('takeover');
+    }
+    let session = this.sessions.get(clientId);
+    let present = false;
+    if (session !== undefined && clean) {
+      // cleanSession=1 discards any previous session [MQTT-3.1.2-6].
+      this.endSession(session);
+      session = undefined;
+    }
+    if (session === undefined) {
+      session = new Session(clientId, clean ? 0 : Number.POSITIVE_INFINITY, this.limits);
+      this.sessions.set(clientId, session);
+    } else {
+      present = true;
+    }
+    session.owner = client;
+    session.epoch++;
+    client.session = session;
+    this.clients.set(clientId, client);
+    return present;
+  }
+
+  /** A connection ended, for whatever reason: will, session detach, bookkeeping. */
+  clientClosed(client: Client, error: Error | undefined): void {
+    if (!this.connections.delete(client)) return;
+    const wasConnected = client.state === 'connected';
+    if (wasConnected) this.stats.clientsConnected--;
+    client.state = 'closed';
+    const reason = client.closeReason ?? 'socket-closed';
+    if (reason !== 'client-disconnect' && wasConnected) {
+      client.log.info({ reason, err: error?.message }, `connection closed: ${reason}`);
+    }
+    const session = client.session;
+    if (session === null || session.owner !== client) return;
+    if (this.clients.get(client.clientId) === client) this.clients.delete(client.clientId);
+    session.owner = null;
+    const will = session.will;
+    session.will = null;
+    // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10].
+    if (will !== null && reason !== 'client-disconnect') {
+      this.stats.willsPublished++;
+      this.publish(new Message(will.topic, will.payload, will.qos, will.retain, client.clientId));
+    }
+    if (session.isTransient) this.endSession(session);
+  }
+
+  /** Removes a session and everything it holds. */
+  private endSession(session: Session): void {
+    for (const filter of session.subscriptions.keys()) this.subscriptions.remove(filter, session.clientId);
+    session.reset();
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
+  /**
+   * The publish path: store or delete the retained copy, then deliver once to every session
+   * with a matching subscription at min(publish QoS, best granted QoS).
+   */
+  publish(message: Message): void {
+    if (message.retain) {
+      if (message.payload.length === 0) {
+        // An empty retained message deletes the topic's retained message [MQTT-3.3.1-10] and
+        // is not itself stored [MQTT-3.3.1-11]; it is still delivered normally.
+        this.retained.delete(message.topic);
+      } else {
+        message.ownPayload();
+        this.retained.set(message.topic, message);
+      }
+    }
+    this.matchStamp = (this.matchStamp + 1) | 0;
+    const matched = this.matched;
+    this.subscriptions.match(message.topic, this.collect);
+    const publishQos = message.qos;
+    for (let i = 0; i < matched.length; i++) {
+      const session = matched[i] as Session;
+      const qos = Math.min(session.matchQos, publishQos) as QoS;
+      // Forwarded to an existing subscription, RETAIN is cleared [MQTT-3.3.1-9].
+      deliver(this, session, message, qos, false);
+    }
+    matched.length = 0;
+  }
+
+  subscribe(session: Session, filter: string, qos: QoS): void {
+    session.subscriptions.set(filter, { qos });
+    this.subscriptions.add(filter, session.clientId, { session, qos });
+  }
+
+  unsubscribe(session: Session, filter: string): void {
+    if (session.subscriptions.delete(filter)) this.subscriptions.remove(filter, session.clientId);
+  }
+
+  /** Retained messages matching a new subscription, sent with RETAIN=1 [MQTT-3.3.1-8]. */
+  sendRetained(session: Session, filter: string, granted: QoS): void {
+    this.retained.match(filter, (_topic, message) => {
+      deliver(this, session, message, message.qos < granted ? message.qos : granted, true);
+    });
+  }
+
+  /** Keepalive (1.5 x the client's interval [MQTT-3.1.2-24]) and connect timeouts. */
+  private sweep(): void {
+    const now = Date.now();
+    this.clock.now = now;
+    const connectDeadline = now - this.config.connectTimeoutMs;
+    for (const client of this.connections) {
+      if (client.state === 'new') {
+        if (client.acceptedAt < connectDeadline) {
+          client.log.info({ timeoutMs: this.config.connectTimeoutMs }, 'closing connection: no CONNECT in time');
+          client.close('connect-timeout');
+        }
+      } else if (client.keepaliveMs > 0 && now - client.lastSeen > client.keepaliveMs * 1.5 + SWEEP_INTERVAL_MS) {
+        // lastSeen comes from the coarse clock, up to one sweep older than the packet: allow
+        // for it, or a client whose packets arrive within 1.5 x keepalive could be cut early.
+        this.stats.keepaliveTimeouts++;
+        client.close('keepalive-timeout');
+      }
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import type { Connection, ConnectionHandler } from '@tern/listener';
+import type { Packet, ProtocolError, ProtocolVersion } from '@tern/protocol';
+import type { Session } from '@tern/session';
+import type { Broker } from './broker.js';
+import { dispatch } from './handlers/index.js';
+import type { Logger } from './logger.js';
+
+/** Why a connection ended; each one is logged and counted under this name. */
+export type CloseReason =
+  | 'client-disconnect'
+  | 'socket-closed'
+  | 'socket-error'
+  | 'protocol-error'
+  | 'keepalive-timeout'
+  | 'connect-timeout'
+  | 'takeover'
+  | 'server-shutdown'
+  | 'not-authorized'
+  | 'internal-error';
+
+/**
+ * One connected socket seen by the broker: its protocol state, session and keepalive. It
+ * implements the connection's handler interface, so packets reach the dispatcher without a
+ * closure per packet.
+ */
+export class Client implements ConnectionHandler {
+  readonly broker: Broker;
+  readonly conn: Connection;
+  log: Logger;
+  /** 'new' until a CONNECT is accepted; 'closed' once the socket is gone. */
+  state: 'new' | 'connected' | 'closed' = 'new';
+  clientId = '';
+  version: ProtocolVersion = 4;
+  session: Session | null = null;
+  /** Keepalive in ms (0 = off); the connection dies after 1.5 x this of silence [MQTT-3.1.2-24]. */
+  keepaliveMs = 0;
+  /** Coarse-clock time of the last packet received. */
+  lastSeen: number;
+  readonly acceptedAt: number;
+  /** Set by the first reason to close, so the close handler knows whether the will fires. */
+  closeReason: CloseReason | null = null;
+  /** True while QoS 0 is being dropped for this slow reader (one log line per episode). */
+  dropping = false;
+
+  constructor(broker: Broker, conn: Connection, now: number) {
+    this.broker = broker;
+    this.conn = conn;
+    this.lastSeen = now;
+    this.acceptedAt = now;
+    this.log = broker.log.child({ remote: conn.remoteAddress });
+    conn.handler = this;
+  }
+
+  onPacket(packet: Packet): void {
+    this.lastSeen = this.broker.clock.now;
+    this.broker.stats.messagesReceived++;
+    dispatch(this, packet);
+  }
+
+  onProtocolError(error: ProtocolError): void {
+    this.broker.stats.protocolErrors++;
+    this.closeReason ??= 'protocol-error';
+    this.log.warn(
+      { code: error.code, specId: error.specId, clientId: this.clientId || undefined },
+      `closing connection: ${error.message}`,
+    );
+    // An unsupported protocol level still gets its answer before the close [MQTT-3.1.2-2].
+    if (
+      this.state === 'new' &&
+      (error.code === 'TERN_PROTO_PROTOCOL_LEVEL' || error.code === 'TERN_PROTO_PROTOCOL_NAME')
+    ) {
+      this.conn.write(UNACCEPTABLE_PROTOCOL_CONNACK);
+      this.conn.end();
+    }
+  }
+
+  onInternalError(error: unknown): void {
+    this.closeReason ??= 'internal-error';
+    this.log.error(
+      { err: error, clientId: this.clientId || undefined },
+      'closing connection: internal error while handling a packet',
+    );
+  }
+
+  onClose(error: Error | undefined): void {
+    if (this.closeReason === null) this.closeReason = error === undefined ? 'socket-closed' : 'socket-error';
+    this.broker.stats.bytesReceived += this.conn.bytesReceived;
+    this.broker.stats.bytesSent += this.conn.bytesSent;
+    this.broker.clientClosed(this, error);
+  }
+
+  /** Closes the connection for `reason`; the will fires unless the reason is a DISCONNECT. */
+  close(reason: CloseReason): void {
+    this.closeReason ??= reason;
+    this.conn.destroy();
+  }
+}
+
+/** CONNACK return code 0x01 in 3.1.1 form: understood by every protocol level. */
+const UNACCEPTABLE_PROTOCOL_CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x01]);

@@ -1,0 +1,117 @@
+/**
+ * Getting messages out to one session: QoS 0 straight to the socket (shared bytes), QoS 1/2
+ * through the session's inflight window and queue. Also the resend of unacknowledged
+ * messages when a persistent session reconnects [MQTT-4.4.0-1].
+ */
+import { encodeAck, encodePublishShared, type QoS, setDup, setPacketId } from '@tern/protocol';
+import { Enqueued, type InflightEntry, type Message, type Session } from '@tern/session';
+import type { Broker } from './broker.js';
+import type { Client } from './client.js';
+
+/** Delivers `message` to `session` at `qos` (already min(publish QoS, granted QoS)). */
+export function deliver(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
+  const client = session.owner as Client | null;
+  if (qos === 0) {
+    if (client === null) {
+      broker.stats.droppedOffline++;
+      return;
+    }
+    sendQos0(broker, client, message, retain);
+    return;
+  }
+  const result = session.enqueue(message, qos, retain);
+  if (result === Enqueued.Send) {
+    sendInflight(broker, client as Client, session.addInflight(message, qos, retain), false);
+    return;
+  }
+  if (result === Enqueued.Queued) {
+    // Queued messages may wait a long time: stop them pinning the socket chunk they came in.
+    message.ownPayload();
+    session.overflowLogged = false;
+    return;
+  }
+  message.ownPayload();
+  broker.stats.droppedQueueFull++;
+  if (!session.overflowLogged) {
+    session.overflowLogged = true;
+    broker.log.warn(
+      {
+        clientId: session.clientId,
+        queued: session.queue.length,
+        limit: session.limits.maxQueued,
+        policy: session.limits.overflowPolicy,
+      },
+      'session queue full: dropping messages until it drains',
+    );
+  }
+}
+
+function sendQos0(broker: Broker, client: Client, message: Message, retain: boolean): void {
+  if (client.conn.writableLength > broker.config.maxSocketBuffer) {
+    broker.stats.droppedSlowSubscriber++;
+    if (!client.dropping) {
+      client.dropping = true;
+      client.log.warn(
+        { clientId: client.clientId, buffered: client.conn.writableLength, limit: broker.config.maxSocketBuffer },
+        'subscriber too slow: dropping QoS 0 messages until it catches up',
+      );
+    }
+    return;
+  }
+  client.dropping = false;
+  broker.stats.publishSent++;
+  broker.stats.messagesSent++;
+  client.conn.write(retain ? retainedBytes(message, 0) : message.qos0Bytes());
+}
+
+/** Writes one inflight PUBLISH: the shared template copied, with this session's packet id. */
+export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
+  const template = entry.retain ? encodeRetained(entry.message, entry.qos) : entry.message.sharedBytes(entry.qos);
+  // A copy per recipient: the socket may still hold earlier bytes, so never patch shared ones.
+  const bytes = Buffer.allocUnsafe(template.bytes.length);
+  template.bytes.copy(bytes);
+  setPacketId(bytes, template.idOffset, entry.id);
+  if (dup) setDup(bytes, true);
+  broker.stats.publishSent++;
+  broker.stats.messagesSent++;
+  client.conn.write(bytes);
+}
+
+/** Fills the inflight window from the queue while the client is online. */
+export function drain(broker: Broker, session: Session): void {
+  const client = session.owner as Client | null;
+  if (client === null) return;
+  for (let next = session.nextQueued(); next !== null; next = session.nextQueued()) {
+    sendInflight(broker, client, session.addInflight(next.message, next.qos, next.retain), false);
+  }
+}
+
+/**
+ * On reconnect of a persistent session: resend every unacknowledged PUBLISH with DUP=1 and
+ * every PUBREL, in their original order [MQTT-4.4.0-1], then continue with the queue.
+ */
+export function resume(broker: Broker, session: Session, client: Client): void {
+  for (const entry of session.inflight.values()) {
+    if (entry.state === 'pubrel') {
+      broker.stats.messagesSent++;
+      client.conn.write(encodeAck('pubrel', entry.id));
+    } else {
+      sendInflight(broker, client, entry, true);
+    }
+  }
+  drain(broker, session);
+}
+
+function encodeRetained(message: Message, qos: 1 | 2) {
+  return encodePublishShared(
+    { cmd: 'publish', topic: message.topic, payload: message.payload, qos, retain: true, dup: false },
+    4,
+  );
+}
+
+function retainedBytes(message: Message, qos: 0): Buffer {
+  return encodePublishShared(
+    { cmd: 'publish', topic: message.topic, payload: message.payload, qos, retain: true, dup: false },
+    4,
+  ).bytes;
+}

@@ -1,0 +1,60 @@
+import { type Packet, ProtocolError } from '@tern/protocol';
+import type { Client } from '../client.js';
+import { handleConnect } from './connect.js';
+import { handleDisconnect } from './disconnect.js';
+import { handlePingreq } from './pingreq.js';
+import { handlePuback } from './puback.js';
+import { handlePubcomp } from './pubcomp.js';
+import { handlePublish } from './publish.js';
+import { handlePubrec } from './pubrec.js';
+import { handlePubrel } from './pubrel.js';
+import { handleSubscribe } from './subscribe.js';
+import { handleUnsubscribe } from './unsubscribe.js';
+
+/**
+ * The one dispatcher from packet to handler. A ProtocolError thrown here closes the
+ * connection (the listener catches it and calls Client.onProtocolError).
+ */
+export function dispatch(client: Client, packet: Packet): void {
+  if (client.state !== 'connected') {
+    // The first packet from a client must be CONNECT [MQTT-3.1.0-1].
+    if (packet.cmd !== 'connect') throw new ProtocolError('TERN_PROTO_FIRST_PACKET', packet.cmd);
+    handleConnect(client, packet);
+    return;
+  }
+  switch (packet.cmd) {
+    case 'publish':
+      handlePublish(client, packet);
+      break;
+    case 'puback':
+      handlePuback(client, packet);
+      break;
+    case 'pubrec':
+      handlePubrec(client, packet);
+      break;
+    case 'pubrel':
+      handlePubrel(client, packet);
+      break;
+    case 'pubcomp':
+      handlePubcomp(client, packet);
+      break;
+    case 'subscribe':
+      handleSubscribe(client, packet);
+      break;
+    case 'unsubscribe':
+      handleUnsubscribe(client, packet);
+      break;
+    case 'pingreq':
+      handlePingreq(client);
+      break;
+    case 'disconnect':
+      handleDisconnect(client);
+      break;
+    case 'connect':
+      // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+      throw new ProtocolError('TERN_PROTO_SECOND_CONNECT');
+    default:
+      // Server-to-client packets (CONNACK, SUBACK, ...) and AUTH from a 3.1.1 client.
+      throw new ProtocolError('TERN_PROTO_PACKET_TYPE', `${packet.cmd} is not sent by clients`);
+  }
+}

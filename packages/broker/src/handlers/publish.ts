@@ -1,0 +1,43 @@
+import { encodeAck, type PublishPacket } from '@tern/protocol';
+import { Message } from '@tern/session';
+import type { Client } from '../client.js';
+
+/**
+ * An incoming PUBLISH. QoS 0 is routed; QoS 1 is PUBACKed and routed; QoS 2 is PUBRECed and
+ * routed on first receipt of its id, and every repeat of the id before PUBREL is only PUBRECed
+ * again, so the application sees it once [MQTT-4.3.3-2].
+ *
+ * The acknowledgement is written before the routed copies. Routing is synchronous, so the
+ * message is already in every queue when the bytes leave; the order matters to a client that
+ * subscribes to its own topic: with its PUBACK first, its next PUBLISH is not held by Nagle's
+ * algorithm behind the PUBACK it sends for its own copy (a 40 ms delayed-ACK stall).
+ */
+export function handlePublish(client: Client, packet: PublishPacket): void {
+  const broker = client.broker;
+  broker.stats.publishReceived++;
+  const qos = packet.qos;
+  if (qos === 0) {
+    route(client, packet);
+    return;
+  }
+  const id = packet.messageId as number;
+  broker.stats.messagesSent++;
+  if (qos === 1) {
+    client.conn.write(encodeAck('puback', id));
+    route(client, packet);
+    return;
+  }
+  client.conn.write(encodeAck('pubrec', id));
+  const ids = (client.session as NonNullable<Client['session']>).incomingQos2;
+  if (!ids.has(id)) {
+    ids.add(id);
+    route(client, packet);
+  }
+}
+
+function route(client: Client, packet: PublishPacket): void {
+  // Clients may not write into the broker's own $SYS tree; such messages are acknowledged and
+  // dropped, as Mosquitto does.
+  if (packet.topic.startsWith('$SYS')) return;
+  client.broker.publish(new Message(packet.topic, packet.payload, packet.qos, packet.retain, client.clientId));
+}

@@ -1,0 +1,13 @@
+import { encodeAck, type PubrecPacket } from '@tern/protocol';
+import type { Client } from '../client.js';
+
+/**
+ * PUBREC for an outbound QoS 2 message: answer PUBREL; from now on only PUBREL is resent for
+ * this id, never the PUBLISH [MQTT-4.3.3-1]. An unknown id still gets PUBREL so the client's
+ * flow can end.
+ */
+export function handlePubrec(client: Client, packet: PubrecPacket): void {
+  client.session?.received(packet.messageId);
+  client.broker.stats.messagesSent++;
+  client.conn.write(encodeAck('pubrel', packet.messageId));
+}

@@ -1,0 +1,13 @@
+import { encodeAck, type PubrelPacket } from '@tern/protocol';
+import type { Client } from '../client.js';
+
+/**
+ * PUBREL for an incoming QoS 2 message: the id is released (a later PUBLISH with it is a new
+ * message) and PUBCOMP answers [MQTT-4.3.3-2]. An unknown id is answered too: the PUBREL may
+ * be a resend after our PUBCOMP was lost.
+ */
+export function handlePubrel(client: Client, packet: PubrelPacket): void {
+  client.session?.incomingQos2.delete(packet.messageId);
+  client.broker.stats.messagesSent++;
+  client.conn.write(encodeAck('pubcomp', packet.messageId));
+}

@@ -1,0 +1,31 @@
+import { encode, type QoS, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
+import type { Client } from '../client.js';
+
+/**
+ * SUBSCRIBE: grant each filter (QoS as requested; 0x80 where refused), answer SUBACK with the
+ * same packet id [MQTT-3.8.4-2], then send the retained messages that match each granted
+ * filter [MQTT-3.3.1-6]. A filter already held is replaced and its retained messages are
+ * sent again [MQTT-3.8.4-3].
+ */
+export function handleSubscribe(client: Client, packet: SubscribePacket): void {
+  const session = client.session;
+  if (session === null) return;
+  const broker = client.broker;
+  const granted: number[] = [];
+  for (const sub of packet.subscriptions) {
+    if (sub.topic.startsWith('$share/') || sub.topic.startsWith('$queue/')) {
+      // Shared subscriptions arrive with MQTT 5 support; refuse rather than half-serve them.
+      granted.push(SUBACK_FAILURE);
+      continue;
+    }
+    broker.subscribe(session, sub.topic, sub.qos);
+    granted.push(sub.qos);
+  }
+  broker.stats.messagesSent++;
+  client.conn.write(encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version));
+  for (let i = 0; i < packet.subscriptions.length; i++) {
+    const g = granted[i] as number;
+    if (g !== SUBACK_FAILURE)
+      broker.sendRetained(session, (packet.subscriptions[i] as { topic: string }).topic, g as QoS);
+  }
+}

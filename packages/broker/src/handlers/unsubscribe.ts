@@ -1,0 +1,11 @@
+import { encode, type UnsubscribePacket } from '@tern/protocol';
+import type { Client } from '../client.js';
+
+/** UNSUBSCRIBE: remove each filter, then UNSUBACK even if none existed [MQTT-3.10.4-5]. */
+export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): void {
+  const session = client.session;
+  if (session === null) return;
+  for (const filter of packet.unsubscriptions) client.broker.unsubscribe(session, filter);
+  client.broker.stats.messagesSent++;
+  client.conn.write(encode({ cmd: 'unsuback', messageId: packet.messageId }, client.version));
+}

@@ -1,0 +1,103 @@
+/**
+ * Packet flows the session, will and takeover tests repeat: publishing with every
+ * acknowledgement awaited, receiving while answering the broker's QoS 1/2 flows, and
+ * waiting until the broker has finished with a connection.
+ */
+import type { Broker } from '@tern/broker';
+import type { PublishPacket, QoS } from '@tern/protocol';
+import type { RawClient } from '@tern/testkit';
+
+let nextId = 0;
+
+/** A packet id for a test publisher: cycles 1..65535. */
+export function packetId(): number {
+  nextId = (nextId % 0xffff) + 1;
+  return nextId;
+}
+
+/**
+ * Publishes and waits until the broker has taken responsibility: PUBACK for QoS 1,
+ * PUBREC/PUBREL/PUBCOMP for QoS 2. For QoS 0 it returns at once. The client must be a
+ * publisher only (every packet it receives here is taken as an acknowledgement).
+ */
+export async function publish(
+  client: RawClient,
+  topic: string,
+  payload: string | Buffer,
+  qos: QoS = 0,
+  retain = false,
+): Promise<void> {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  if (qos === 0) {
+    client.send({ cmd: 'publish', topic, payload: body, qos, retain, dup: false });
+    return;
+  }
+  const messageId = packetId();
+  client.send({ cmd: 'publish', topic, payload: body, qos, retain, dup: false, messageId });
+  if (qos === 1) {
+    await client.expect('puback');
+    return;
+  }
+  await client.expect('pubrec');
+  client.send({ cmd: 'pubrel', messageId });
+  await client.expect('pubcomp');
+}
+
+/**
+ * The next PUBLISH sent to `client`, answered as a subscriber must: PUBACK for QoS 1,
+ * PUBREC for QoS 2 (and PUBCOMP for every PUBREL met on the way). With `ack` false the
+ * PUBLISH is left unacknowledged (it stays in flight at the broker).
+ */
+export async function receive(client: RawClient, ack = true): Promise<PublishPacket> {
+  for (;;) {
+    const p = await client.next();
+    if (p.cmd === 'pubrel') {
+      client.send({ cmd: 'pubcomp', messageId: p.messageId });
+      continue;
+    }
+    if (p.cmd !== 'publish') throw new Error(`expected publish, got ${p.cmd}: ${JSON.stringify(p)}`);
+    if (ack && p.qos === 1) client.send({ cmd: 'puback', messageId: p.messageId as number });
+    if (ack && p.qos === 2) client.send({ cmd: 'pubrec', messageId: p.messageId as number });
+    return p;
+  }
+}
+
+/**
+ * Every PUBLISH received up to and including the first one on `markerTopic`: proves what
+ * did not arrive before a later message, relying on per-connection ordering.
+ */
+export async function receiveUntil(client: RawClient, markerTopic: string): Promise<PublishPacket[]> {
+  const out: PublishPacket[] = [];
+  for (;;) {
+    const p = await receive(client);
+    out.push(p);
+    if (p.topic === markerTopic) return out;
+  }
+}
+
+/** SUBSCRIBE and wait for the SUBACK; returns the granted QoS list. */
+export async function subscribe(client: RawClient, filters: Record<string, QoS>): Promise<number[]> {
+  const messageId = packetId();
+  client.send({
+    cmd: 'subscribe',
+    messageId,
+    subscriptions: Object.entries(filters).map(([topic, qos]) => ({ topic, qos })),
+  });
+  const suback = await client.expect('suback');
+  if (suback.messageId !== messageId) throw new Error(`SUBACK for ${suback.messageId}, expected ${messageId}`);
+  return suback.granted;
+}
+
+/**
+ * Resolves once the broker has finished with the live connection of `clientId` (its close
+ * handler has run: will published or discarded, session detached). Resolves at once when
+ * no live connection has that id.
+ */
+export function serverClosed(broker: Broker, clientId: string): Promise<void> {
+  const client = broker.clients.get(clientId);
+  if (client === undefined || client.conn.isClosed) return Promise.resolve();
+  // The connection's own 'close' listener (registered first) runs the close handler.
+  return new Promise((resolve) => client.conn.socket.once('close', () => resolve()));
+}
+
+export const text = (p: PublishPacket): string => p.payload.toString('utf8');

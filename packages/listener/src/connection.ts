@@ -1,0 +1,115 @@
+import type { Socket } from 'node:net';
+import { type Packet, PacketDecoder, ProtocolError } from '@tern/protocol';
+
+/** What a connection tells its owner. One object per connection, no closure per packet. */
+export interface ConnectionHandler {
+  /** A whole packet arrived. May throw a ProtocolError to close the connection. */
+  onPacket(packet: Packet): void;
+  /** The peer broke the protocol; the connection is being destroyed. */
+  onProtocolError(error: ProtocolError): void;
+  /** Handling a packet threw something other than a ProtocolError (a bug); the connection is destroyed. */
+  onInternalError(error: unknown): void;
+  /** The socket is gone (after a protocol error, a socket error, or either side closing). */
+  onClose(error: Error | undefined): void;
+}
+
+export interface ConnectionOptions {
+  /** Largest packet accepted from the peer, checked from the fixed header. @default 268435460 */
+  maxPacketSize?: number;
+}
+
+/**
+ * One MQTT connection over a stream socket: frames incoming bytes into packets and batches
+ * outgoing writes. Writes in one event-loop turn are corked together and leave in one
+ * syscall when the turn ends. It knows the codec, nothing of topics or sessions.
+ */
+export class Connection {
+  readonly socket: Socket;
+  readonly remoteAddress: string;
+  readonly decoder: PacketDecoder;
+  handler: ConnectionHandler | null = null;
+  bytesReceived = 0;
+  bytesSent = 0;
+  private corked = false;
+  private closed = false;
+  /** Set by a protocol error: the rest of the input is ignored while the socket closes. */
+  private failed = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  constructor(socket: Socket, options: ConnectionOptions = {}) {
+    this.socket = socket;
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.decoder = new PacketDecoder((packet) => this.handler?.onPacket(packet), {
+      maxPacketSize: options.maxPacketSize,
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.finish(err));
+    socket.on('close', () => this.finish(undefined));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Bytes written but not yet taken by the kernel: how far behind this reader is. */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Queues bytes for the peer. They leave at the end of this event-loop turn. */
+  write(bytes: Buffer): void {
+    if (this.closed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    this.bytesSent += bytes.length;
+    this.socket.write(bytes);
+  }
+
+  /** Flushes what was written, then closes the socket. */
+  end(): void {
+    if (this.closed) return;
+    // destroySoon: end, and destroy once written, so a peer that never closes its side does
+    // not hold the socket half-open.
+    this.socket.destroySoon();
+  }
+
+  /** Closes at once; pending writes are discarded. */
+  destroy(error?: Error): void {
+    if (this.closed) return;
+    this.socket.destroy();
+    this.finish(error);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed || this.failed) return;
+    this.bytesReceived += chunk.length;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.failed = true;
+      if (!(err instanceof ProtocolError)) {
+        // A bug in a handler must cost this one connection, never the process.
+        this.handler?.onInternalError(err);
+        this.destroy(err as Error);
+        return;
+      }
+      this.handler?.onProtocolError(err);
+      // The handler may have written a last answer and ended the socket to flush it.
+      if (!this.socket.writableEnded) this.destroy(err);
+    }
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.socket.destroyed) this.socket.destroy();
+    this.handler?.onClose(error);
+  }
+}

@@ -1,0 +1,2 @@
+export { Connection, type ConnectionHandler, type ConnectionOptions } from './connection.js';
+export { ListenError, listenTcp, type TcpListener, type TcpListenerOptions } from './tcp-listener.js';

@@ -1,0 +1,9 @@
+export { Message } from './message.js';
+export { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
+export {
+  Enqueued,
+  type InflightEntry,
+  Session,
+  type SessionLimits,
+  type SubscriptionOptions,
+} from './session.js';

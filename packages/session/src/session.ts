@@ -1,0 +1,147 @@
+import type { QoS, Will } from '@tern/protocol';
+import type { Message } from './message.js';
+import { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
+
+/** Subscription options kept per filter. */
+export interface SubscriptionOptions {
+  qos: QoS;
+}
+
+/** An outbound QoS 1/2 message awaiting acknowledgement. */
+export interface InflightEntry {
+  id: number;
+  message: Message;
+  qos: 1 | 2;
+  /** Sent with RETAIN=1 (a retained message delivered on subscribe) [MQTT-3.3.1-8]. */
+  retain: boolean;
+  /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREC received, waiting for PUBCOMP. */
+  state: 'publish' | 'pubrel';
+}
+
+export interface SessionLimits {
+  /** Outbound QoS 1/2 messages in flight at once. @default 32 */
+  maxInflight: number;
+  /** Deliveries queued behind the window or while offline. @default 1000 */
+  maxQueued: number;
+  /** @default 'drop-oldest' */
+  overflowPolicy: OverflowPolicy;
+}
+
+/** What happened to a delivery offered to a session. */
+export const Enqueued = {
+  /** Put in the inflight window: send it now. */
+  Send: 0,
+  /** Waiting in the queue. */
+  Queued: 1,
+  /** Queued, and the oldest queued delivery was dropped to make room. */
+  DroppedOldest: 2,
+  /** Not queued: the queue is full and the policy is drop-new. */
+  DroppedNew: 3,
+} as const;
+export type Enqueued = (typeof Enqueued)[keyof typeof Enqueued];
+
+/**
+ * One client id's session, modelled the MQTT 5 way: clean start + expiry interval, with
+ * 3.1.1 mapped onto it (cleanSession=1: clean start, expiry 0; cleanSession=0: no clean
+ * start, expiry never). It holds state only and does no I/O: the broker asks it what to
+ * send and tells it what was acknowledged.
+ */
+export class Session {
+  readonly clientId: string;
+  /** Seconds the session outlives its connection; 0 ends it with the connection. */
+  expiryInterval: number;
+  readonly subscriptions = new Map<string, SubscriptionOptions>();
+  /** Insertion-ordered, so resending on reconnect keeps the original order [MQTT-4.6.0-1]. */
+  readonly inflight = new Map<number, InflightEntry>();
+  readonly queue: MessageQueue;
+  /** Incoming QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL. */
+  readonly incomingQos2 = new Set<number>();
+  will: Will | null = null;
+  limits: SessionLimits;
+  /** Owner of the session now: a live connection, or null while the client is away. */
+  owner: unknown = null;
+  /** Bumped on every takeover so a late event from an old connection can be told apart. */
+  epoch = 0;
+  /** Routing scratch: the publish this session was last matched for, and its best QoS. */
+  matchStamp = 0;
+  matchQos: QoS = 0;
+  /** True while the queue is overflowing (one log line per episode). */
+  overflowLogged = false;
+  private nextId = 1;
+
+  constructor(clientId: string, expiryInterval: number, limits: SessionLimits) {
+    this.clientId = clientId;
+    this.expiryInterval = expiryInterval;
+    this.limits = limits;
+    this.queue = new MessageQueue(limits.maxQueued);
+  }
+
+  /** True when the session ends with its connection (3.1.1 cleanSession=1). */
+  get isTransient(): boolean {
+    return this.expiryInterval === 0;
+  }
+
+  /**
+   * Offers a QoS 1/2 delivery. It goes straight into the inflight window when the window has
+   * room, nothing is queued ahead of it (order [MQTT-4.6.0-*]) and the client is online;
+   * otherwise it is queued.
+   */
+  enqueue(message: Message, qos: 1 | 2, retain: boolean): Enqueued {
+    if (this.owner !== null && this.queue.length === 0 && this.inflight.size < this.limits.maxInflight) {
+      return Enqueued.Send;
+    }
+    const dropped = this.queue.push({ message, qos, retain }, this.limits.overflowPolicy);
+    if (dropped === null) return Enqueued.Queued;
+    return dropped.message === message ? Enqueued.DroppedNew : Enqueued.DroppedOldest;
+  }
+
+  /** Moves a delivery into the inflight window under a fresh packet id. */
+  addInflight(message: Message, qos: 1 | 2, retain: boolean): InflightEntry {
+    const entry: InflightEntry = { id: this.allocateId(), message, qos, retain, state: 'publish' };
+    this.inflight.set(entry.id, entry);
+    return entry;
+  }
+
+  /** Next queued delivery that fits the window, or null. */
+  nextQueued(): QueuedDelivery | null {
+    if (this.inflight.size >= this.limits.maxInflight) return null;
+    return this.queue.shift();
+  }
+
+  /**
+   * A packet id not in flight. Ids cycle 1..65535 and skip those still unacknowledged
+   * [MQTT-2.3.1-2]; the window (at most 65535) guarantees one is free.
+   */
+  allocateId(): number {
+    let id = this.nextId;
+    while (this.inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+    this.nextId = id === 0xffff ? 1 : id + 1;
+    return id;
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) for `id`: the delivery is complete. */
+  complete(id: number, expected: 1 | 2): boolean {
+    const entry = this.inflight.get(id);
+    if (entry === undefined || entry.qos !== expected || (expected === 2 && entry.state !== 'pubrel')) return false;
+    this.inflight.delete(id);
+    return true;
+  }
+
+  /** PUBREC for `id`: the receiver has it; PUBREL is next, never the PUBLISH again. */
+  received(id: number): boolean {
+    const entry = this.inflight.get(id);
+    if (entry === undefined || entry.qos !== 2) return false;
+    entry.state = 'pubrel';
+    return true;
+  }
+
+  /** Forgets everything but the identity (a clean start over an old session). */
+  reset(): void {
+    this.subscriptions.clear();
+    this.inflight.clear();
+    this.queue.clear();
+    this.incomingQos2.clear();
+    this.will = null;
+    this.nextId = 1;
+  }
+}
