@@ -67,8 +67,9 @@ export type SubscriptionVisitor<T> = (key: string, value: T, filter: string) => 
  *
  * `match` costs O(levels x wildcard branches alive at each level), independent of the number
  * of subscriptions. It runs on a reused explicit stack and cuts each topic level out once,
- * when a branch first reaches it, instead of `topic.split('/')`: measured 25-30% faster on
- * Node 20 (no array per publish, and a level shared by several '+' branches is hashed once).
+ * when a branch first reaches it, instead of `topic.split('/')`: 15-30% less time per publish
+ * on Node 20 (benchmarks/RESULTS.md, "Router (micro)"): no array per publish, and a level
+ * that several '+' branches reach is cut and hashed once.
  */
 export class SubscriptionIndex<T> {
   #root: FilterNode<T>;
