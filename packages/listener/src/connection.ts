@@ -20,8 +20,8 @@ export interface ConnectionOptions {
 
 /**
  * One MQTT connection over a stream socket: frames incoming bytes into packets and batches
- * outgoing writes. Writes in one event-loop turn are corked together and leave in one
- * syscall when the turn ends. It knows the codec, nothing of topics or sessions.
+ * outgoing writes. Writes in one event-loop turn are gathered and leave as one Buffer when
+ * the turn ends. It knows the codec, nothing of topics or sessions.
  */
 export class Connection {
   readonly socket: Socket;
@@ -30,13 +30,23 @@ export class Connection {
   handler: ConnectionHandler | null = null;
   bytesReceived = 0;
   bytesSent = 0;
-  private corked = false;
+  private flushScheduled = false;
   private closed = false;
   /** Set by a protocol error: the rest of the input is ignored while the socket closes. */
   private failed = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
+  /** Bytes written in this event-loop turn, sent as one Buffer when the turn ends. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const pending = this.pending;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.closed || pending.length === 0) return;
+    // One Buffer per turn: a writev of thousands of small buffers costs the event loop far
+    // more than one copy, and a slow reader then holds one chunk per turn, not thousands.
+    this.socket.write(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, bytes));
   };
 
   constructor(socket: Socket, options: ConnectionOptions = {}) {
@@ -57,24 +67,25 @@ export class Connection {
 
   /** Bytes written but not yet taken by the kernel: how far behind this reader is. */
   get writableLength(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.pendingBytes;
   }
 
   /** Queues bytes for the peer. They leave at the end of this event-loop turn. */
   write(bytes: Buffer): void {
     if (this.closed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flush);
     }
     this.bytesSent += bytes.length;
-    this.socket.write(bytes);
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
   }
 
   /** Flushes what was written, then closes the socket. */
   end(): void {
     if (this.closed) return;
+    this.flush();
     // destroySoon: end, and destroy once written, so a peer that never closes its side does
     // not hold the socket half-open.
     this.socket.destroySoon();
