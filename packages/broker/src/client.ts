@@ -60,10 +60,7 @@ export class Client implements ConnectionHandler {
   onProtocolError(error: ProtocolError): void {
     this.broker.stats.protocolErrors++;
     this.closeReason ??= 'protocol-error';
-    this.log.warn(
-      { code: error.code, specId: error.specId, clientId: this.clientId || undefined },
-      `closing connection: ${error.message}`,
-    );
+    this.log.warn({ code: error.code, specId: error.specId }, `closing connection: ${error.message}`);
     // An unsupported protocol level still gets its answer before the close [MQTT-3.1.2-2].
     if (
       this.state === 'new' &&
@@ -76,10 +73,7 @@ export class Client implements ConnectionHandler {
 
   onInternalError(error: unknown): void {
     this.closeReason ??= 'internal-error';
-    this.log.error(
-      { err: error, clientId: this.clientId || undefined },
-      'closing connection: internal error while handling a packet',
-    );
+    this.log.error({ err: error }, 'closing connection: internal error while handling a packet');
   }
 
   onClose(error: Error | undefined): void {

@@ -52,7 +52,7 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
     if (!client.dropping) {
       client.dropping = true;
       client.log.warn(
-        { clientId: client.clientId, buffered: client.conn.writableLength, limit: broker.config.maxSocketBuffer },
+        { buffered: client.conn.writableLength, limit: broker.config.maxSocketBuffer },
         'subscriber too slow: dropping QoS 0 messages until it catches up',
       );
     }

@@ -49,7 +49,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
 
 /** Answers CONNACK with a refusal (session present 0 [MQTT-3.2.2-4]) and closes. */
 function refuse(client: Client, returnCode: number, why: string): void {
-  client.log.info({ returnCode, clientId: client.clientId || undefined }, `connection refused: ${why}`);
+  client.log.info({ returnCode }, `connection refused: ${why}`);
   client.closeReason ??= 'not-authorized';
   client.broker.stats.messagesSent++;
   client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode }, client.version));
