@@ -1,7 +1,7 @@
 import { RawClient, startBroker } from '@tern/testkit';
 import type { MqttClient } from 'mqtt';
-import mqtt from 'mqtt';
 import t from 'tap';
+import { connectMqttjs } from './support/mqttjs.js';
 
 interface Received {
   topic: string;
@@ -28,15 +28,7 @@ t.test('PUBLISH QoS 0', async (t) => {
   const { port, broker, stop } = await startBroker();
   t.teardown(stop);
   const connect = async (clientId: string) => {
-    const client = await mqtt.connectAsync({
-      port,
-      host: '127.0.0.1',
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-    });
-    t.teardown(() => client.endAsync());
-    return client;
+    return connectMqttjs(t, port, clientId);
   };
 
   await t.test('a QoS 0 message reaches its one subscriber, without a packet id [MQTT-2.3.1-5]', async (t) => {

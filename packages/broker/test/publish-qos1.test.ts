@@ -1,21 +1,13 @@
 import { encode, type Packet } from '@tern/protocol';
 import { RawClient, startBroker } from '@tern/testkit';
-import mqtt from 'mqtt';
 import t from 'tap';
+import { connectMqttjs } from './support/mqttjs.js';
 
 t.test('PUBLISH QoS 1', async (t) => {
   const { port, stop } = await startBroker();
   t.teardown(stop);
   const connect = async (clientId: string) => {
-    const client = await mqtt.connectAsync({
-      port,
-      host: '127.0.0.1',
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-    });
-    t.teardown(() => client.endAsync());
-    return client;
+    return connectMqttjs(t, port, clientId);
   };
   const rawSubscriber = async (clientId: string, subscriptions: { topic: string; qos: 0 | 1 | 2 }[], clean = true) => {
     const { client, connack } = await RawClient.connected(port, { clientId, clean });

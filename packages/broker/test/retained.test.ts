@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { QoS } from '@tern/protocol';
 import { RawClient, startBroker } from '@tern/testkit';
-import mqtt from 'mqtt';
 import t from 'tap';
+import { connectMqttjs } from './support/mqttjs.js';
 
 interface Run {
   code: number | null;
@@ -37,15 +37,7 @@ t.test('retained messages', async (t) => {
   const { port, broker, stop } = await startBroker();
   t.teardown(stop);
   const publisher = async (clientId: string) => {
-    const client = await mqtt.connectAsync({
-      port,
-      host: '127.0.0.1',
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-    });
-    t.teardown(() => client.endAsync());
-    return client;
+    return connectMqttjs(t, port, clientId);
   };
   const subscriber = async (clientId: string, subscriptions: { topic: string; qos: QoS }[]) => {
     const { client } = await RawClient.connected(port, { clientId });

@@ -1,7 +1,7 @@
 import type { PublishPacket, QoS } from '@tern/protocol';
 import { RawClient, startBroker } from '@tern/testkit';
-import mqtt from 'mqtt';
 import t from 'tap';
+import { connectMqttjs } from './support/mqttjs.js';
 
 t.test('SUBSCRIBE and UNSUBSCRIBE', async (t) => {
   const { port, logs, stop } = await startBroker();
@@ -12,15 +12,7 @@ t.test('SUBSCRIBE and UNSUBSCRIBE', async (t) => {
     return client;
   };
   const connectMqtt = async (clientId: string) => {
-    const client = await mqtt.connectAsync({
-      port,
-      host: '127.0.0.1',
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-    });
-    t.teardown(() => client.endAsync());
-    return client;
+    return connectMqttjs(t, port, clientId);
   };
   /** PINGRESP comes after everything the broker wrote to this client before it read the PINGREQ. */
   const nextAfterPing = async (client: RawClient) => {

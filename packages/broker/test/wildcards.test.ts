@@ -2,6 +2,7 @@ import { Message } from '@tern/session';
 import { RawClient, startBroker } from '@tern/testkit';
 import mqtt from 'mqtt';
 import t from 'tap';
+import { connectMqttjs } from './support/mqttjs.js';
 
 /** Topics of the PUBLISHes received up to and including the first on `last`. */
 async function topicsUntil(client: RawClient, last: string): Promise<string[]> {
@@ -32,14 +33,7 @@ t.test('topic wildcards', async (t) => {
     return client;
   };
   const publisher = async (clientId: string) => {
-    const client = await mqtt.connectAsync({
-      port,
-      host: '127.0.0.1',
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-    });
-    t.teardown(() => client.endAsync());
+    const client = await connectMqttjs(t, port, clientId);
     return async (topics: string[]) => {
       for (const topic of topics) await client.publishAsync(topic, topic, { qos: 0 });
     };

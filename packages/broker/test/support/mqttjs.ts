@@ -1,6 +1,6 @@
 /** Small helpers for tests driving MQTT.js clients and the mosquitto command-line tools. */
 import { execFile } from 'node:child_process';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 
 export interface Received {
   topic: string;
@@ -67,4 +67,15 @@ export function run(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** An MQTT.js 3.1.1 client on the test broker, ended when the test `t` ends. */
+export async function connectMqttjs(
+  t: { teardown: (fn: () => unknown) => void },
+  port: number,
+  clientId: string,
+): Promise<MqttClient> {
+  const client = await mqtt.connectAsync({ port, host: '127.0.0.1', clientId, protocolVersion: 4, reconnectPeriod: 0 });
+  t.teardown(() => client.endAsync());
+  return client;
 }
