@@ -3,10 +3,14 @@
  * through the session's inflight window and queue. Also the resend of unacknowledged
  * messages when a persistent session reconnects [MQTT-4.4.0-1].
  */
-import { encodeAck, encodePublishShared, type QoS, setDup, setPacketId } from '@tern/protocol';
+import { encodePublishShared, type QoS } from '@tern/protocol';
 import { Enqueued, type InflightEntry, type Message, type Session } from '@tern/session';
+import { writePubrel } from './acks.js';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
+
+/** The DUP bit of a PUBLISH's first byte [MQTT-3.3.1-1]. */
+const DUP_FLAG = 0x08;
 
 /** Delivers `message` to `session` at `qos` (already min(publish QoS, granted QoS)). */
 export function deliver(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
@@ -64,25 +68,27 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
   client.conn.write(retain ? retainedBytes(message, 0) : message.qos0Bytes());
 }
 
-/** Writes one inflight PUBLISH: the shared template copied, with this session's packet id. */
+/** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
   const template = entry.retain ? encodeRetained(entry.message, entry.qos) : entry.message.sharedBytes(entry.qos);
-  // A copy per recipient: the socket may still hold earlier bytes, so never patch shared ones.
-  const bytes = Buffer.allocUnsafe(template.bytes.length);
-  template.bytes.copy(bytes);
-  setPacketId(bytes, template.idOffset, entry.id);
-  if (dup) setDup(bytes, true);
   broker.stats.publishSent++;
   broker.stats.messagesSent++;
-  client.conn.write(bytes);
+  client.conn.writeWithId(template.bytes, template.idOffset, entry.id, dup ? DUP_FLAG : 0);
 }
 
-/** Fills the inflight window from the queue while the client is online. */
+/**
+ * Fills the inflight window from the queue while the client is online. A big refill (a
+ * resumed session) leaves in a few segments rather than one: the subscriber acknowledges
+ * each as it arrives, so acks and the next messages overlap instead of taking turns.
+ */
 export function drain(broker: Broker, session: Session): void {
   const client = session.owner as Client | null;
   if (client === null) return;
+  const segment = Math.max(1, session.limits.maxInflight >> 2);
+  let sent = 0;
   for (let next = session.nextQueued(); next !== null; next = session.nextQueued()) {
     sendInflight(broker, client, session.addInflight(next.message, next.qos, next.retain), false);
+    if (++sent % segment === 0) client.conn.flushNow();
   }
 }
 
@@ -94,7 +100,7 @@ export function resume(broker: Broker, session: Session, client: Client): void {
   for (const entry of session.inflight.values()) {
     if (entry.state === 'pubrel') {
       broker.stats.messagesSent++;
-      client.conn.write(encodeAck('pubrel', entry.id));
+      writePubrel(client.conn, entry.id);
     } else {
       sendInflight(broker, client, entry, true);
     }

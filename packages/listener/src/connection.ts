@@ -34,20 +34,68 @@ export class Connection {
   private closed = false;
   /** Set by a protocol error: the rest of the input is ignored while the socket closes. */
   private failed = false;
-  /** Bytes written in this event-loop turn, sent as one Buffer when the turn ends. */
-  private pending: Buffer[] = [];
+  /**
+   * Bytes written in this event-loop turn, sent as one Buffer when the turn ends. A write
+   * with an id (`writeWithId`) keeps a reference to a shared template and records the patch
+   * here; the copy happens once, into the turn's Buffer, so a delivery allocates nothing.
+   */
+  private readonly pending: Buffer[] = [];
+  /** Per pending entry: where to write its packet id, or -1 for bytes sent as they are. */
+  private readonly patchOffsets: number[] = [];
+  /** Per pending entry: the packet id, with the bits to OR into the first byte above bit 16. */
+  private readonly patchValues: number[] = [];
+  private patched = 0;
   private pendingBytes = 0;
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    const pending = this.pending;
-    const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    if (this.closed || pending.length === 0) return;
-    // One Buffer per turn: a writev of thousands of small buffers costs the event loop far
-    // more than one copy, and a slow reader then holds one chunk per turn, not thousands.
-    this.socket.write(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, bytes));
+    this.sendPending();
   };
+
+  /**
+   * Sends what this turn has written so far now, instead of at the end of the turn (the
+   * scheduled flush still runs and sends whatever is written after this).
+   */
+  flushNow(): void {
+    this.sendPending();
+  }
+
+  private sendPending(): void {
+    const count = this.pending.length;
+    if (count === 0) return;
+    const out = this.closed ? null : this.gather(count);
+    this.pending.length = 0;
+    this.patchOffsets.length = 0;
+    this.patchValues.length = 0;
+    this.patched = 0;
+    this.pendingBytes = 0;
+    if (out !== null) this.socket.write(out);
+  }
+
+  /**
+   * One Buffer per turn: a writev of thousands of small buffers costs the event loop far more
+   * than one copy, and a slow reader then holds one chunk per turn, not thousands.
+   */
+  private gather(count: number): Buffer {
+    const pending = this.pending;
+    if (count === 1 && this.patched === 0) return pending[0] as Buffer;
+    const out = Buffer.allocUnsafe(this.pendingBytes);
+    const offsets = this.patchOffsets;
+    const values = this.patchValues;
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const bytes = pending[i] as Buffer;
+      bytes.copy(out, at);
+      const idOffset = offsets[i] as number;
+      if (idOffset >= 0) {
+        const value = values[i] as number;
+        out[at] = (out[at] as number) | (value >>> 16);
+        out[at + idOffset] = (value >>> 8) & 0xff;
+        out[at + idOffset + 1] = value & 0xff;
+      }
+      at += bytes.length;
+    }
+    return out;
+  }
 
   constructor(socket: Socket, options: ConnectionOptions = {}) {
     this.socket = socket;
@@ -70,8 +118,22 @@ export class Connection {
     return this.socket.writableLength + this.pendingBytes;
   }
 
-  /** Queues bytes for the peer. They leave at the end of this event-loop turn. */
+  /** Queues bytes for the peer. They leave at the end of this event-loop turn; don't change them. */
   write(bytes: Buffer): void {
+    this.enqueue(bytes, -1, 0);
+  }
+
+  /**
+   * Queues a copy of `template` with the 16-bit `id` at `idOffset` and `firstByteBits` ORed
+   * into its first byte (a PUBLISH's DUP flag). The template itself is never changed, so one
+   * encoded PUBLISH or ack can serve every recipient.
+   */
+  writeWithId(template: Buffer, idOffset: number, id: number, firstByteBits = 0): void {
+    this.patched++;
+    this.enqueue(template, idOffset, id | (firstByteBits << 16));
+  }
+
+  private enqueue(bytes: Buffer, idOffset: number, value: number): void {
     if (this.closed) return;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -79,6 +141,8 @@ export class Connection {
     }
     this.bytesSent += bytes.length;
     this.pending.push(bytes);
+    this.patchOffsets.push(idOffset);
+    this.patchValues.push(value);
     this.pendingBytes += bytes.length;
   }
 

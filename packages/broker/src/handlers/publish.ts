@@ -1,5 +1,6 @@
-import { encodeAck, type PublishPacket } from '@tern/protocol';
+import type { PublishPacket } from '@tern/protocol';
 import { Message } from '@tern/session';
+import { writePuback, writePubrec } from '../acks.js';
 import type { Client } from '../client.js';
 
 /**
@@ -23,11 +24,11 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   const id = packet.messageId as number;
   broker.stats.messagesSent++;
   if (qos === 1) {
-    client.conn.write(encodeAck('puback', id));
+    writePuback(client.conn, id);
     route(client, packet);
     return;
   }
-  client.conn.write(encodeAck('pubrec', id));
+  writePubrec(client.conn, id);
   const ids = (client.session as NonNullable<Client['session']>).incomingQos2;
   if (!ids.has(id)) {
     ids.add(id);

@@ -1,4 +1,5 @@
-import { encodeAck, type PubrecPacket } from '@tern/protocol';
+import type { PubrecPacket } from '@tern/protocol';
+import { writePubrel } from '../acks.js';
 import type { Client } from '../client.js';
 
 /**
@@ -9,5 +10,5 @@ import type { Client } from '../client.js';
 export function handlePubrec(client: Client, packet: PubrecPacket): void {
   client.session?.received(packet.messageId);
   client.broker.stats.messagesSent++;
-  client.conn.write(encodeAck('pubrel', packet.messageId));
+  writePubrel(client.conn, packet.messageId);
 }

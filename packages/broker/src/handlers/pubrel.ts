@@ -1,4 +1,5 @@
-import { encodeAck, type PubrelPacket } from '@tern/protocol';
+import type { PubrelPacket } from '@tern/protocol';
+import { writePubcomp } from '../acks.js';
 import type { Client } from '../client.js';
 
 /**
@@ -9,5 +10,5 @@ import type { Client } from '../client.js';
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
   client.session?.incomingQos2.delete(packet.messageId);
   client.broker.stats.messagesSent++;
-  client.conn.write(encodeAck('pubcomp', packet.messageId));
+  writePubcomp(client.conn, packet.messageId);
 }
