@@ -28,14 +28,23 @@ export function deliver(broker: Broker, session: Session, message: Message, qos:
     sendInflight(broker, client as Client, session.addInflight(message, qos, retain), false);
     return;
   }
+  if (result === Enqueued.DroppedNew) {
+    broker.stats.droppedQueueFull++;
+    logOverflow(broker, session);
+    return;
+  }
+  // Queued messages may wait a long time: stop them pinning the socket chunk they came in.
+  message.keepQueued(qos);
   if (result === Enqueued.Queued) {
-    // Queued messages may wait a long time: stop them pinning the socket chunk they came in.
-    message.ownPayload();
     session.overflowLogged = false;
     return;
   }
-  message.ownPayload();
   broker.stats.droppedQueueFull++;
+  logOverflow(broker, session);
+}
+
+/** One log line per overflow episode: the first drop after the queue last had room. */
+function logOverflow(broker: Broker, session: Session): void {
   if (!session.overflowLogged) {
     session.overflowLogged = true;
     broker.log.warn(
@@ -76,19 +85,12 @@ export function sendInflight(broker: Broker, client: Client, entry: InflightEntr
   client.conn.writeWithId(template.bytes, template.idOffset, entry.id, dup ? DUP_FLAG : 0);
 }
 
-/**
- * Fills the inflight window from the queue while the client is online. A big refill (a
- * resumed session) leaves in a few segments rather than one: the subscriber acknowledges
- * each as it arrives, so acks and the next messages overlap instead of taking turns.
- */
+/** Fills the inflight window from the queue while the client is online. */
 export function drain(broker: Broker, session: Session): void {
   const client = session.owner as Client | null;
   if (client === null) return;
-  const segment = Math.max(1, session.limits.maxInflight >> 2);
-  let sent = 0;
   for (let next = session.nextQueued(); next !== null; next = session.nextQueued()) {
     sendInflight(broker, client, session.addInflight(next.message, next.qos, next.retain), false);
-    if (++sent % segment === 0) client.conn.flushNow();
   }
 }
 

@@ -8,7 +8,7 @@ import { type EncodedPublish, encodePublishShared, type QoS } from '@tern/protoc
  */
 export class Message {
   readonly topic: string;
-  /** Initially a view of the received bytes; ownPayload() copies it when kept for long. */
+  /** Initially a view of the received bytes; ownPayload() or keepQueued() moves it out when kept. */
   payload: Buffer;
   /** QoS the publisher sent it with; a subscriber gets min(this, granted) [MQTT-3.8.4-6]. */
   readonly qos: QoS;
@@ -37,6 +37,21 @@ export class Message {
     if (this.owned) return;
     this.owned = true;
     if (this.payload.length < this.payload.buffer.byteLength) this.payload = Buffer.from(this.payload);
+  }
+
+  /**
+   * Keeps the message in a session queue for a QoS `qos` delivery: its shared PUBLISH bytes
+   * are encoded now, and the payload becomes a view of them, so the socket chunk is let go
+   * with one copy of the payload (not one to own it and another to encode it later), and a
+   * resumed session's redelivery only copies ready bytes.
+   */
+  keepQueued(qos: 1 | 2): void {
+    const shared = this.sharedBytes(qos);
+    if (this.owned) return;
+    this.owned = true;
+    const bytes = shared.bytes;
+    // v3.1.1 PUBLISH bytes end with the payload.
+    this.payload = bytes.subarray(bytes.length - this.payload.length);
   }
 
   /**
