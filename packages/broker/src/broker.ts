@@ -2,10 +2,10 @@ import type { Socket } from 'node:net';
 import { Connection, listenTcp, type TcpListener } from '@tern/listener';
 import type { QoS } from '@tern/protocol';
 import { RetainedIndex, SubscriptionIndex } from '@tern/router';
-import { Message, Session, type SessionLimits } from '@tern/session';
+import { Message, Session, type SessionLimits, type SnapshotContents } from '@tern/session';
 import { Client } from './client.js';
-import type { BrokerConfig } from './config.js';
-import { deliver } from './delivery.js';
+import type { BrokerConfig, LogLevel } from './config.js';
+import { deliver, drain } from './delivery.js';
 import type { Logger } from './logger.js';
 import { BrokerStats } from './stats.js';
 import { SysPublisher } from './sys-topics.js';
@@ -20,6 +20,22 @@ interface Subscriber {
 export interface CoarseClock {
   now: number;
 }
+
+/**
+ * Settings a SIGHUP reload can change while clients are connected. The listener address, the
+ * HTTP endpoint, persistence and the node name are fixed for the life of the process.
+ */
+const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>([
+  'logLevel',
+  'maxInflight',
+  'maxQueued',
+  'queueOverflow',
+  'maxPacketSize',
+  'maxConnections',
+  'connectTimeoutMs',
+  'maxSocketBuffer',
+  'sysInterval',
+]);
 
 /** How often keepalive and connect timeouts are checked, in ms. */
 const SWEEP_INTERVAL_MS = 500;
@@ -43,6 +59,8 @@ export class Broker {
   readonly retained = new RetainedIndex<Message>();
   private listener: TcpListener | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Set while a graceful stop waits for the last connection to close. */
+  private onAllClosed: (() => void) | null = null;
   private readonly sys: SysPublisher;
   private readonly limits: SessionLimits;
   /** Routing scratch, reused by every publish: no allocation per message. */
@@ -71,6 +89,11 @@ export class Broker {
     this.sys = new SysPublisher(this);
   }
 
+  /** Limits shared by every session (changed in place by a reload). */
+  get sessionLimits(): SessionLimits {
+    return this.limits;
+  }
+
   /** The bound port (after start). */
   get port(): number {
     return this.listener?.port ?? this.config.port;
@@ -83,7 +106,7 @@ export class Broker {
       maxConnections: this.config.maxConnections,
       onSocket: (socket) => this.accept(socket),
       onRefused: (socket) => {
-        this.stats.connectionsRefused++;
+        this.stats.connectionsRejected['max-connections']++;
         this.log.warn(
           { remote: socket.remoteAddress, limit: this.config.maxConnections },
           'connection refused: maxConnections reached',
@@ -96,13 +119,37 @@ export class Broker {
     this.log.info({ host: this.config.host, port: this.port }, 'listening for MQTT');
   }
 
-  /** Stops accepting, closes every connection and the timers. */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting and closes every connection. Each gets `graceMs` to take what was already
+   * written to it (its last PUBACKs and deliveries); connections still open then are cut.
+   * Persistent sessions stay, offline, with their queues and inflight windows; wills fire as
+   * for any server-side close.
+   */
+  async stop(graceMs = 0): Promise<void> {
     this.sys.stop();
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     const closing = this.listener?.close();
     this.listener = null;
+    if (graceMs > 0 && this.connections.size > 0) {
+      const drained = new Promise<void>((resolve) => {
+        this.onAllClosed = resolve;
+      });
+      for (const client of [...this.connections]) client.end('server-shutdown');
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([drained, expired]);
+      clearTimeout(timer);
+      this.onAllClosed = null;
+      if (this.connections.size > 0) {
+        this.log.warn(
+          { connections: this.connections.size, graceMs },
+          'shutdown: cutting connections that did not take their last bytes in time',
+        );
+      }
+    }
     for (const client of [...this.connections]) client.close('server-shutdown');
     await closing;
   }
@@ -111,7 +158,7 @@ export class Broker {
     this.stats.connectionsAccepted++;
     const client = new Client(
       this,
-      new Connection(socket, { maxPacketSize: this.config.maxPacketSize }),
+      new Connection(socket, { maxPacketSize: this.config.maxPacketSize, counters: this.stats.sent }),
       this.clock.now,
     );
     this.connections.add(client);
@@ -152,6 +199,7 @@ export class Broker {
   /** A connection ended, for whatever reason: will, session detach, bookkeeping. */
   clientClosed(client: Client, error: Error | undefined): void {
     if (!this.connections.delete(client)) return;
+    if (this.connections.size === 0) this.onAllClosed?.();
     const wasConnected = client.state === 'connected';
     if (wasConnected) this.stats.clientsConnected--;
     client.state = 'closed';
@@ -206,6 +254,72 @@ export class Broker {
       deliver(this, session, message, qos, false);
     }
     matched.length = 0;
+  }
+
+  /**
+   * Takes in sessions and retained messages saved by an earlier run (before start): the
+   * sessions are offline until their clients reconnect, with subscriptions live at once.
+   */
+  restore(contents: SnapshotContents): void {
+    for (const session of contents.sessions) {
+      session.limits = this.limits;
+      this.sessions.set(session.clientId, session);
+      for (const [filter, options] of session.subscriptions) {
+        this.subscriptions.add(filter, session.clientId, { session, qos: options.qos });
+      }
+    }
+    for (const message of contents.retained) this.retained.set(message.topic, message);
+  }
+
+  /** What a snapshot must hold now: sessions that outlive their connection, and retained messages. */
+  snapshotContents(): SnapshotContents {
+    const retained: Message[] = [];
+    for (const [topic, message] of this.retained) {
+      // $SYS figures describe this run; they are published afresh after a restart.
+      if (!topic.startsWith('$SYS/')) retained.push(message);
+    }
+    return { sessions: [...this.sessions.values()], retained };
+  }
+
+  /**
+   * Applies a reloaded configuration where that is safe while running, and returns the keys
+   * that changed and took effect and those that need a restart.
+   */
+  applyConfig(next: BrokerConfig): { applied: (keyof BrokerConfig)[]; restartNeeded: (keyof BrokerConfig)[] } {
+    const applied: (keyof BrokerConfig)[] = [];
+    const restartNeeded: (keyof BrokerConfig)[] = [];
+    const config = this.config as unknown as Record<string, unknown>;
+    for (const key of Object.keys(next) as (keyof BrokerConfig)[]) {
+      if (next[key] === this.config[key]) continue;
+      if (!RELOADABLE.has(key)) {
+        restartNeeded.push(key);
+        continue;
+      }
+      config[key] = next[key];
+      applied.push(key);
+    }
+    if (applied.length === 0) return { applied, restartNeeded };
+    // Sessions share the broker's limits object, so the window and policy change for all.
+    this.limits.maxInflight = this.config.maxInflight;
+    this.limits.maxQueued = this.config.maxQueued;
+    this.limits.overflowPolicy = this.config.queueOverflow;
+    for (const session of this.sessions.values()) session.queue.limit = this.config.maxQueued;
+    if (this.listener !== null) this.listener.maxConnections = this.config.maxConnections;
+    if (applied.includes('logLevel')) this.setLogLevel(this.config.logLevel);
+    if (applied.includes('sysInterval')) {
+      this.sys.stop();
+      this.sys.start();
+    }
+    // A larger window lets online sessions send more of their queue now.
+    for (const session of this.sessions.values()) if (session.owner !== null) drain(this, session);
+    return { applied, restartNeeded };
+  }
+
+  /** Changes the log level of the broker and of every connection's logger, now. */
+  setLogLevel(level: LogLevel): void {
+    this.config.logLevel = level;
+    this.log.level = level;
+    for (const client of this.connections) client.log.level = level;
   }
 
   subscribe(session: Session, filter: string, qos: QoS): void {

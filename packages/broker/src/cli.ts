@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `tern` command: parse flags, load and validate the config, start the broker, stop it
- * cleanly on SIGINT/SIGTERM. Any start-up failure is one line on stderr and exit code 1.
+ * The `tern` command: parse flags, load and validate the config, start the node, and turn
+ * signals into lifecycle steps. Any start-up failure is one line on stderr and exit code 1.
+ *
+ *   SIGTERM, SIGINT  graceful shutdown, bounded by shutdownTimeoutMs; a second one exits at once
+ *   SIGHUP           reload the config file (and flags, env) and apply what can change live
+ *   SIGUSR2          toggle the log level between debug and the configured level
  */
-import { Broker } from './broker.js';
-import { ConfigError, HELP, loadConfig, parseArgs } from './config.js';
-import { createRootLogger } from './logger.js';
+import { ConfigError, HELP, loadConfig, type ParsedArgs, parseArgs } from './config.js';
+import { createRootLogger, type Logger } from './logger.js';
+import { TernNode } from './node.js';
 import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
@@ -23,24 +27,60 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
     return;
   }
-  const log = createRootLogger(config.logLevel);
-  const broker = new Broker(config, log);
-  await broker.start();
+  const log = createRootLogger({ level: config.logLevel, pretty: config.logPretty, base: { node: config.nodeName } });
+  const node = await TernNode.start(config, log);
+  handleSignals(node, args, log);
+}
+
+function handleSignals(node: TernNode, args: ParsedArgs, log: Logger): void {
   let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now, without finishing the shutdown');
+      process.exit(1);
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    broker.stop().then(
-      () => process.exit(0),
+    const timeoutMs = node.config.shutdownTimeoutMs;
+    log.info({ signal, timeoutMs }, 'shutting down');
+    const deadline = setTimeout(() => {
+      log.error({ timeoutMs }, 'shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, timeoutMs);
+    deadline.unref();
+    node.stop().then(
+      () => {
+        log.info('shutdown complete');
+        process.exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
         process.exit(1);
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+
+  process.on('SIGHUP', () => {
+    try {
+      node.reload(loadConfig(args));
+    } catch (err) {
+      // A bad edit must not take a running broker down: keep the old settings.
+      log.error({ code: (err as { code?: string }).code }, `config reload refused: ${(err as Error).message}`);
+    }
+  });
+
+  let debugToggled = false;
+  let levelBeforeDebug = node.config.logLevel;
+  process.on('SIGUSR2', () => {
+    if (debugToggled) {
+      node.setLogLevel(levelBeforeDebug);
+    } else {
+      levelBeforeDebug = node.config.logLevel;
+      node.setLogLevel('debug');
+    }
+    debugToggled = !debugToggled;
+  });
 }
 
 main().catch((err: unknown) => {

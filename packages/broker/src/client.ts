@@ -66,6 +66,7 @@ export class Client implements ConnectionHandler {
       this.state === 'new' &&
       (error.code === 'TERN_PROTO_PROTOCOL_LEVEL' || error.code === 'TERN_PROTO_PROTOCOL_NAME')
     ) {
+      this.broker.stats.connectionsRejected['unsupported-protocol-version']++;
       this.conn.write(UNACCEPTABLE_PROTOCOL_CONNACK);
       this.conn.end();
     }
@@ -78,9 +79,16 @@ export class Client implements ConnectionHandler {
 
   onClose(error: Error | undefined): void {
     if (this.closeReason === null) this.closeReason = error === undefined ? 'socket-closed' : 'socket-error';
+    this.broker.stats.disconnects[this.closeReason]++;
     this.broker.stats.bytesReceived += this.conn.bytesReceived;
     this.broker.stats.bytesSent += this.conn.bytesSent;
     this.broker.clientClosed(this, error);
+  }
+
+  /** Sends what is already written, then closes for `reason` (a graceful server-side close). */
+  end(reason: CloseReason): void {
+    this.closeReason ??= reason;
+    this.conn.end();
   }
 
   /** Closes the connection for `reason`; the will fires unless the reason is a DISCONNECT. */

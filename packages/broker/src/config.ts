@@ -4,6 +4,7 @@
  * stops start-up with one line naming the key, the value and what is allowed.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type OverflowPolicy = 'drop-oldest' | 'drop-new';
@@ -34,6 +35,27 @@ export interface BrokerConfig {
   maxSocketBuffer: number;
   /** Seconds between $SYS publications; 0 turns $SYS off. @default 10 */
   sysInterval: number;
+  /** Serve /metrics, /health, /ready and the admin endpoints over HTTP. @default true */
+  metrics: boolean;
+  /** HTTP port for metrics and health. 0 picks a free port. @default 9464 */
+  metricsPort: number;
+  /** Address the HTTP endpoint binds. @default '0.0.0.0' */
+  metricsHost: string;
+  /** This node's name in metric labels and logs. @default the host name */
+  nodeName: string;
+  /** Human-readable logs instead of JSON lines. @default false */
+  logPretty: boolean;
+  /** Longest a graceful shutdown may take before the process exits anyway, ms. @default 10000 */
+  shutdownTimeoutMs: number;
+  /**
+   * File where persistent sessions and retained messages are saved (on shutdown and every
+   * persistenceInterval seconds) and loaded at start; '' keeps them in memory only. @default ''
+   */
+  persistenceFile: string;
+  /** Seconds between saves of persistenceFile; 0 saves only at shutdown. @default 60 */
+  persistenceInterval: number;
+  /** Routing workers (threads) of this node. @default the number of available CPU cores */
+  workers: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
@@ -48,6 +70,15 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   connectTimeoutMs: 10_000,
   maxSocketBuffer: 1_048_576,
   sysInterval: 10,
+  metrics: true,
+  metricsPort: 9464,
+  metricsHost: '0.0.0.0',
+  nodeName: hostname(),
+  logPretty: false,
+  shutdownTimeoutMs: 10_000,
+  persistenceFile: '',
+  persistenceInterval: 60,
+  workers: availableParallelism(),
 });
 
 /** A configuration problem: stops start-up. `message` is the one line to print. */
@@ -58,7 +89,8 @@ export class ConfigError extends Error {
 
 type Rule =
   | { kind: 'int'; min: number; max: number }
-  | { kind: 'string' }
+  | { kind: 'string'; emptyAllowed?: boolean }
+  | { kind: 'bool' }
   | { kind: 'enum'; values: readonly string[] };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -75,6 +107,15 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   connectTimeoutMs: { kind: 'int', min: 100, max: 3_600_000 },
   maxSocketBuffer: { kind: 'int', min: 1024, max: 1_073_741_824 },
   sysInterval: { kind: 'int', min: 0, max: 86_400 },
+  metrics: { kind: 'bool' },
+  metricsPort: { kind: 'int', min: 0, max: 65_535 },
+  metricsHost: { kind: 'string' },
+  nodeName: { kind: 'string' },
+  logPretty: { kind: 'bool' },
+  shutdownTimeoutMs: { kind: 'int', min: 0, max: 3_600_000 },
+  persistenceFile: { kind: 'string', emptyAllowed: true },
+  persistenceInterval: { kind: 'int', min: 0, max: 86_400 },
+  workers: { kind: 'int', min: 1, max: 256 },
 };
 
 export const CONFIG_KEYS = Object.keys(RULES) as (keyof BrokerConfig)[];
@@ -84,7 +125,9 @@ function describe(rule: Rule): string {
     case 'int':
       return `an integer in ${rule.min}..${rule.max}`;
     case 'string':
-      return 'a non-empty string';
+      return rule.emptyAllowed ? 'a string' : 'a non-empty string';
+    case 'bool':
+      return 'true or false';
     case 'enum':
       return `one of ${rule.values.join(', ')}`;
   }
@@ -109,8 +152,15 @@ function coerce(key: string, raw: unknown, source: string): unknown {
       return n;
     }
     case 'string':
-      if (typeof raw !== 'string' || raw.length === 0) bad();
+      if (typeof raw !== 'string' || (raw.length === 0 && rule.emptyAllowed !== true)) bad();
       return raw;
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const text = typeof raw === 'string' ? raw.trim().toLowerCase() : '';
+      if (text === 'true' || text === '1' || text === 'yes') return true;
+      if (text === 'false' || text === '0' || text === 'no') return false;
+      return bad();
+    }
     case 'enum':
       if (typeof raw !== 'string' || !rule.values.includes(raw)) bad();
       return raw;
@@ -130,6 +180,15 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--connect-timeout-ms': 'connectTimeoutMs',
   '--max-socket-buffer': 'maxSocketBuffer',
   '--sys-interval': 'sysInterval',
+  '--metrics': 'metrics',
+  '--metrics-port': 'metricsPort',
+  '--metrics-host': 'metricsHost',
+  '--node-name': 'nodeName',
+  '--log-pretty': 'logPretty',
+  '--shutdown-timeout-ms': 'shutdownTimeoutMs',
+  '--persistence-file': 'persistenceFile',
+  '--persistence-interval': 'persistenceInterval',
+  '--workers': 'workers',
 };
 
 export interface ParsedArgs {
@@ -159,9 +218,15 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     else if (flag === '--print-config') out.printConfig = true;
     else if (flag === '--config' || flag === '-c') out.configFile = value();
     else {
+      // Booleans: `--log-pretty` or `--log-pretty=false`; `--no-metrics` turns one off.
+      const negated = flag.startsWith('--no-') ? FLAG_TO_KEY[`--${flag.slice(5)}`] : undefined;
+      if (negated !== undefined && RULES[negated].kind === 'bool' && inline === undefined) {
+        out.overrides[negated] = 'false';
+        continue;
+      }
       const key = FLAG_TO_KEY[flag];
       if (key === undefined) throw new ConfigError(`${arg}: unknown option (see --help)`);
-      out.overrides[key] = value();
+      out.overrides[key] = RULES[key].kind === 'bool' && inline === undefined ? 'true' : value();
     }
   }
   return out;
@@ -226,9 +291,21 @@ which override the config file, which overrides the defaults.
       --connect-timeout-ms <n> close sockets silent before CONNECT (default ${DEFAULT_CONFIG.connectTimeoutMs})
       --max-socket-buffer <n>  QoS 0 is dropped for subscribers this far behind, bytes (default ${DEFAULT_CONFIG.maxSocketBuffer})
       --sys-interval <s>       seconds between $SYS updates, 0 = off (default ${DEFAULT_CONFIG.sysInterval})
+      --no-metrics             no HTTP endpoint for /metrics, /health, /ready (on by default)
+      --metrics-port <n>       HTTP port for /metrics, /health, /ready (default ${DEFAULT_CONFIG.metricsPort}; 0 = any)
+      --metrics-host <addr>    address the HTTP endpoint binds (default ${DEFAULT_CONFIG.metricsHost})
+      --node-name <name>       this node's name in metrics and logs (default: the host name)
+      --log-pretty             human-readable logs instead of JSON lines
+      --shutdown-timeout-ms <n> longest graceful shutdown before exiting anyway (default ${DEFAULT_CONFIG.shutdownTimeoutMs})
+      --persistence-file <f>   save sessions and retained messages here, load them at start ('' = off)
+      --persistence-interval <s> seconds between saves, 0 = only at shutdown (default ${DEFAULT_CONFIG.persistenceInterval})
+      --workers <n>            routing worker threads (default: CPU cores, ${DEFAULT_CONFIG.workers} here)
       --print-config           print the effective configuration as JSON and exit
   -v, --version                print the version and exit
   -h, --help                   print this help and exit
 
 Environment: TERN_CONFIG, TERN_PORT, TERN_HOST, TERN_LOG_LEVEL, TERN_MAX_INFLIGHT, ... (TERN_ + key in SNAKE_CASE)
+
+Signals: SIGTERM/SIGINT shut down gracefully (a second one exits at once); SIGHUP reloads the
+config file and environment (log level and limits); SIGUSR2 toggles the debug log level.
 `;

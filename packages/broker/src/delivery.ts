@@ -47,6 +47,7 @@ export function deliver(broker: Broker, session: Session, message: Message, qos:
 function logOverflow(broker: Broker, session: Session): void {
   if (!session.overflowLogged) {
     session.overflowLogged = true;
+    broker.stats.queueOverflows++;
     broker.log.warn(
       {
         clientId: session.clientId,
@@ -73,6 +74,7 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
   }
   client.dropping = false;
   broker.stats.publishSent++;
+  broker.stats.deliveredByQos[0]++;
   broker.stats.messagesSent++;
   client.conn.write(retain ? retainedBytes(message, 0) : message.qos0Bytes());
 }
@@ -82,6 +84,7 @@ export function sendInflight(broker: Broker, client: Client, entry: InflightEntr
   const template = entry.retain ? encodeRetained(entry.message, entry.qos) : entry.message.sharedBytes(entry.qos);
   broker.stats.publishSent++;
   broker.stats.messagesSent++;
+  if (!dup) broker.stats.deliveredByQos[entry.qos]++;
   client.conn.writeWithId(template.bytes, template.idOffset, entry.id, dup ? DUP_FLAG : 0);
 }
 

@@ -8,6 +8,19 @@ export {
   parseArgs,
   resolveConfig,
 } from './config.js';
-export { createRootLogger, type Logger } from './logger.js';
-export { BrokerStats } from './stats.js';
+export { type HttpServer, type HttpServerOptions, type ReadyState, startHttpServer } from './http-server.js';
+export { createRootLogger, type Logger, type RootLoggerOptions } from './logger.js';
+export { type MetricsOptions, TernMetrics } from './metrics/collector.js';
+export { CounterCarry } from './metrics/counter-carry.js';
+export {
+  brokerStatsSource,
+  type SnapshotCounters,
+  type SnapshotGauges,
+  type StatsSnapshot,
+  type StatsSource,
+  snapshotStats,
+} from './metrics/snapshot.js';
+export { TernNode } from './node.js';
+export { Persistence, PersistenceError } from './persistence.js';
+export { BrokerStats, type RejectReason } from './stats.js';
 export { VERSION } from './version.js';

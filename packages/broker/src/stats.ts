@@ -1,13 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import type { ConnectionCounters } from '@tern/listener';
+import type { CloseReason } from './client.js';
+
+/** Why a connection was refused before it became a client: a label of tern_connections_rejected_total. */
+export type RejectReason = 'max-connections' | 'unsupported-protocol-version' | 'identifier-rejected';
+
+/** Slots in a by-packet-type array: the type is the first byte's high nibble (1 CONNECT ... 15 AUTH). */
+export const PACKET_TYPE_SLOTS = 16;
+
 /**
- * Counters the broker keeps for $SYS (and, later, Prometheus). Plain numbers bumped on the
- * hot path; read only by the periodic publishers.
+ * Counters the broker keeps for $SYS and Prometheus. Plain numbers and typed arrays bumped on
+ * the hot path; read only by the periodic $SYS publisher and by metrics snapshots, never
+ * pushed anywhere per packet.
  */
 export class BrokerStats {
   readonly startedAt = Date.now();
+  /**
+   * Changes whenever counting starts again from zero (a new broker or worker), so whoever sums
+   * these across restarts knows to carry the old totals instead of seeing counters fall.
+   */
+  readonly incarnation = randomUUID();
   /** Connections accepted (sockets), ever. */
   connectionsAccepted = 0;
-  /** Connections refused by maxConnections. */
-  connectionsRefused = 0;
+  /** Connections refused before or at CONNECT, by reason. */
+  readonly connectionsRejected: Record<RejectReason, number> = {
+    'max-connections': 0,
+    'unsupported-protocol-version': 0,
+    'identifier-rejected': 0,
+  };
+  /** Connections ended, by the first reason to close them (see CloseReason). */
+  readonly disconnects: Record<CloseReason, number> = {
+    'client-disconnect': 0,
+    'socket-closed': 0,
+    'socket-error': 0,
+    'protocol-error': 0,
+    'keepalive-timeout': 0,
+    'connect-timeout': 0,
+    takeover: 0,
+    'server-shutdown': 0,
+    'not-authorized': 0,
+    'internal-error': 0,
+  };
   /** Clients with a completed CONNECT, now. */
   clientsConnected = 0;
   /** Highest clientsConnected seen. */
@@ -16,14 +49,28 @@ export class BrokerStats {
   messagesSent = 0;
   publishReceived = 0;
   publishSent = 0;
+  /** Bytes of closed connections (live ones keep their own count until they close). */
   bytesReceived = 0;
   bytesSent = 0;
+  /** Packets decoded from clients, by packet type. */
+  readonly packetsReceived = new Float64Array(PACKET_TYPE_SLOTS);
+  /** Packets and bytes written to clients, by packet type: every Connection counts into these. */
+  readonly sent: ConnectionCounters = {
+    packetsSent: new Float64Array(PACKET_TYPE_SLOTS),
+    bytesSent: new Float64Array(PACKET_TYPE_SLOTS),
+  };
+  /** PUBLISH packets received from clients, by QoS (QoS 2 repeats before PUBREL included). */
+  readonly publishedByQos = new Float64Array(3);
+  /** PUBLISH packets sent to subscribers, by QoS; resends of unacknowledged ones are not counted. */
+  readonly deliveredByQos = new Float64Array(3);
   /** QoS 0 deliveries dropped because the subscriber's socket was too far behind. */
   droppedSlowSubscriber = 0;
   /** QoS 1/2 deliveries dropped because a session queue was full. */
   droppedQueueFull = 0;
   /** QoS 0 messages for offline sessions (never queued). */
   droppedOffline = 0;
+  /** Times a session queue started dropping (one per episode, as logged). */
+  queueOverflows = 0;
   willsPublished = 0;
   protocolErrors = 0;
   keepaliveTimeouts = 0;

@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,56 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG, VERSION } from '@tern/broker';
 import { RawClient } from '@tern/testkit';
 import t from 'tap';
+import { startCli, tern } from './support/cli.js';
 import { run } from './support/mqttjs.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-/**
- * The environment as a user's shell would have it: without the caller's TERN_* variables and
- * without the test runner's NODE_OPTIONS loaders, plus `extra`.
- */
-function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TERN_') && k !== 'NODE_OPTIONS') out[k] = v;
-  return { ...out, ...extra };
-}
-
-const tern = (args: readonly string[], extra: Record<string, string> = {}) =>
-  run(process.execPath, [CLI, ...args], { env: env(extra) });
-
 const lines = (text: string): string[] => text.split('\n').filter((l) => l.length > 0);
-
-interface Running {
-  child: ChildProcess;
-  port: number;
-  /** Every JSON log line printed so far. */
-  logs: Array<{ msg: string; [k: string]: unknown }>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts the CLI on a free port and resolves once it logs where it listens. */
-function startCli(args: readonly string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, [CLI, '--host', '127.0.0.1', '--port', '0', ...args], {
-    env: env(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const logs: Running['logs'] = [];
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const entry = JSON.parse(line) as Running['logs'][number];
-      logs.push(entry);
-      if (entry.msg === 'listening for MQTT') resolve({ child, port: entry.port as number, logs, exited });
-    });
-    void exited.then(({ code }) => reject(new Error(`tern exited (${code}) before listening: ${stderr}`)));
-  });
-}
 
 t.test('tern command line', async (t) => {
   await t.test('--help prints the usage and exits 0', async (t) => {
@@ -99,6 +53,35 @@ t.test('tern command line', async (t) => {
       maxQueued: 5,
       logLevel: 'debug',
     });
+  });
+
+  await t.test('config/tern.example.json lists every key with its default', async (t) => {
+    const example = fileURLToPath(new URL('../../../config/tern.example.json', import.meta.url));
+    const keys = Object.keys(JSON.parse(readFileSync(example, 'utf8')) as object);
+    t.same([...keys].sort(), [...Object.keys(DEFAULT_CONFIG)].sort(), 'the same keys as the code');
+    // The node name's and the worker count's defaults depend on the machine; the example shows
+    // placeholders.
+    const r = await tern([
+      '--print-config',
+      '--config',
+      example,
+      '--node-name',
+      DEFAULT_CONFIG.nodeName,
+      '--workers',
+      String(DEFAULT_CONFIG.workers),
+    ]);
+    t.equal(r.code, 0, r.stderr);
+    t.same(JSON.parse(r.stdout), DEFAULT_CONFIG, 'the same values as the code');
+  });
+
+  await t.test('booleans: a flag alone is true, --no-<flag> is false, env takes true/false', async (t) => {
+    const on = await tern(['--print-config', '--log-pretty', '--no-metrics']);
+    t.match(JSON.parse(on.stdout), { logPretty: true, metrics: false });
+    const env = await tern(['--print-config'], { TERN_METRICS: 'false', TERN_LOG_PRETTY: 'yes' });
+    t.match(JSON.parse(env.stdout), { logPretty: true, metrics: false });
+    const bad = await tern(['--print-config'], { TERN_METRICS: 'maybe' });
+    t.equal(bad.code, 1);
+    t.equal(bad.stderr, 'tern: TERN_METRICS: metrics = "maybe" is not valid: expected true or false\n');
   });
 
   await t.test('an unknown option: exit 1, one line naming it', async (t) => {

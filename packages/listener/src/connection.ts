@@ -13,9 +13,21 @@ export interface ConnectionHandler {
   onClose(error: Error | undefined): void;
 }
 
+/**
+ * Tallies of what connections write, indexed by packet type (the first byte's high nibble,
+ * 1 CONNECT ... 15 AUTH), so 16 slots each. One object is shared by every connection of a
+ * worker and read by its metrics; a write costs two typed-array increments.
+ */
+export interface ConnectionCounters {
+  packetsSent: Float64Array;
+  bytesSent: Float64Array;
+}
+
 export interface ConnectionOptions {
   /** Largest packet accepted from the peer, checked from the fixed header. @default 268435460 */
   maxPacketSize?: number;
+  /** Where writes are counted (every `write` and `writeWithId` is one packet). @default none */
+  counters?: ConnectionCounters;
 }
 
 /**
@@ -30,6 +42,7 @@ export class Connection {
   handler: ConnectionHandler | null = null;
   bytesReceived = 0;
   bytesSent = 0;
+  private readonly counters: ConnectionCounters | null;
   private flushScheduled = false;
   private closed = false;
   /** Set by a protocol error: the rest of the input is ignored while the socket closes. */
@@ -99,6 +112,7 @@ export class Connection {
 
   constructor(socket: Socket, options: ConnectionOptions = {}) {
     this.socket = socket;
+    this.counters = options.counters ?? null;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.decoder = new PacketDecoder((packet) => this.handler?.onPacket(packet), {
       maxPacketSize: options.maxPacketSize,
@@ -140,6 +154,12 @@ export class Connection {
       process.nextTick(this.flush);
     }
     this.bytesSent += bytes.length;
+    const counters = this.counters;
+    if (counters !== null) {
+      const type = (bytes[0] as number) >> 4;
+      counters.packetsSent[type]++;
+      counters.bytesSent[type] += bytes.length;
+    }
     this.pending.push(bytes);
     this.patchOffsets.push(idOffset);
     this.patchValues.push(value);

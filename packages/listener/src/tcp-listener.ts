@@ -14,6 +14,8 @@ export interface TcpListener {
   readonly server: Server;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
+  /** Connections held at once; 0 = unlimited. Changing it affects the next accept. */
+  maxConnections: number;
   /** Stops accepting; existing sockets are left to their owners. */
   close(): Promise<void>;
 }
@@ -43,7 +45,7 @@ export class ListenError extends Error {
 
 /** Binds a TCP server and hands every accepted socket to `onSocket`. */
 export function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
-  const max = options.maxConnections ?? 0;
+  let max = options.maxConnections ?? 0;
   let open = 0;
   const server = createServer({ noDelay: true }, (socket) => {
     if (max > 0 && open >= max) {
@@ -67,6 +69,12 @@ export function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
       resolve({
         server,
         port,
+        get maxConnections() {
+          return max;
+        },
+        set maxConnections(value: number) {
+          max = value;
+        },
         close: () => new Promise<void>((done) => server.close(() => done())),
       });
     });

@@ -1,2 +1,3 @@
 export { RetainedIndex, type RetainedVisitor } from './retained-index.js';
+export { RouteTable } from './route-table.js';
 export { SubscriptionIndex, type SubscriptionVisitor } from './subscription-index.js';

@@ -156,6 +156,12 @@ export class SubscriptionIndex<T> {
     return true;
   }
 
+  /** How many subscribers `filter` has (0 if none). */
+  count(filter: string): number {
+    const node = this.#find(filter);
+    return node === null || node.keys === null ? 0 : node.keys.length;
+  }
+
   has(filter: string, key: string): boolean {
     const node = this.#find(filter);
     return node !== null && node.indexOf(key) !== -1;

@@ -7,3 +7,4 @@ export {
   type SessionLimits,
   type SubscriptionOptions,
 } from './session.js';
+export { decodeSnapshot, encodeSnapshot, type SnapshotContents, SnapshotError } from './snapshot.js';

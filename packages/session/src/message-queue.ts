@@ -45,6 +45,16 @@ export class MessageQueue {
     return dropped;
   }
 
+  /**
+   * Appends a delivery the broker had already accepted (loading a snapshot): the limit is
+   * for new messages and never drops one that was queued before a restart.
+   */
+  restore(item: QueuedDelivery): void {
+    if (this.count === this.slots.length) this.grow();
+    this.slots[(this.head + this.count) % this.slots.length] = item;
+    this.count++;
+  }
+
   shift(): QueuedDelivery | null {
     if (this.count === 0) return null;
     const item = this.slots[this.head] as QueuedDelivery;
@@ -69,7 +79,8 @@ export class MessageQueue {
   }
 
   private grow(): void {
-    const size = Math.min(Math.max(this.slots.length * 2, 16), Math.max(this.limit, 16));
+    // Doubling, capped at the limit, but always room for one more (restore may exceed it).
+    const size = Math.max(Math.min(Math.max(this.slots.length * 2, 16), Math.max(this.limit, 16)), this.count + 1);
     const next: (QueuedDelivery | undefined)[] = new Array(size);
     for (let i = 0; i < this.count; i++) next[i] = this.slots[(this.head + i) % this.slots.length];
     this.slots = next;

@@ -16,6 +16,14 @@ export class Message {
   readonly retain: boolean;
   /** Client id of the publisher ('' for the broker itself, e.g. $SYS). */
   readonly origin: string;
+  /**
+   * Unique within the node (the ingress member's index * 2^32 + a counter); lets a member
+   * that hears of a message twice, while a session moves between members, deliver it once.
+   * 0 when nothing forwards it.
+   */
+  id = 0;
+  /** When it entered the broker (ms since the epoch): retained copies keep the latest. */
+  time = 0;
   private owned = false;
   private bytes0: Buffer | null = null;
   private shared1: EncodedPublish | null = null;

@@ -67,7 +67,8 @@ export class Session {
   matchQos: QoS = 0;
   /** True while the queue is overflowing (one log line per episode). */
   overflowLogged = false;
-  private nextId = 1;
+  /** The next packet id to try (kept in snapshots so ids stay unique after a restart). */
+  nextId = 1;
 
   constructor(clientId: string, expiryInterval: number, limits: SessionLimits) {
     this.clientId = clientId;

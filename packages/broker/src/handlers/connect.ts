@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ConnackReturnCode, type ConnectPacket, encode, ReasonCode } from '@tern/protocol';
 import type { Client } from '../client.js';
 import { resume } from '../delivery.js';
+import type { RejectReason } from '../stats.js';
 
 /**
  * CONNECT: checks the client id, takes over a live connection with the same id, picks up or
@@ -13,7 +14,12 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
   if (packet.protocolVersion === 5) {
     // MQTT 5 sessions (properties, reason codes, flow control) are not served yet: refuse
     // cleanly with "unsupported protocol version" in MQTT 5 form rather than half-serve them.
-    refuse(client, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, 'MQTT 5 is not supported yet');
+    refuse(
+      client,
+      ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+      'unsupported-protocol-version',
+      'MQTT 5 is not supported yet',
+    );
     return;
   }
   let clientId = packet.clientId;
@@ -22,7 +28,12 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
     // [MQTT-3.1.3-6] [MQTT-3.1.3-7]; otherwise CONNACK 0x02 and close [MQTT-3.1.3-8].
     // MQTT 3.1 requires an id of 1..23 characters.
     if (!packet.clean || packet.protocolVersion === 3) {
-      refuse(client, ConnackReturnCode.IDENTIFIER_REJECTED, 'zero-length client id without clean session');
+      refuse(
+        client,
+        ConnackReturnCode.IDENTIFIER_REJECTED,
+        'identifier-rejected',
+        'zero-length client id without clean session',
+      );
       return;
     }
     clientId = `tern-${randomBytes(9).toString('base64url')}`;
@@ -48,9 +59,10 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
 }
 
 /** Answers CONNACK with a refusal (session present 0 [MQTT-3.2.2-4]) and closes. */
-function refuse(client: Client, returnCode: number, why: string): void {
+function refuse(client: Client, returnCode: number, reason: RejectReason, why: string): void {
   client.log.info({ returnCode }, `connection refused: ${why}`);
   client.closeReason ??= 'not-authorized';
+  client.broker.stats.connectionsRejected[reason]++;
   client.broker.stats.messagesSent++;
   client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode }, client.version));
   client.conn.end();

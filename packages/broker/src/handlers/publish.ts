@@ -17,6 +17,7 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   const broker = client.broker;
   broker.stats.publishReceived++;
   const qos = packet.qos;
+  broker.stats.publishedByQos[qos]++;
   if (qos === 0) {
     route(client, packet);
     return;
