@@ -4,6 +4,7 @@ import type { QoS } from '@tern/protocol';
 import { RetainedIndex, SubscriptionIndex } from '@tern/router';
 import { Message, Session, type SessionLimits, type SnapshotContents } from '@tern/session';
 import { Client } from './client.js';
+import type { ClusterLink } from './cluster-link.js';
 import type { BrokerConfig, LogLevel } from './config.js';
 import { deliver, drain } from './delivery.js';
 import type { Logger } from './logger.js';
@@ -37,8 +38,36 @@ const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>(
   'sysInterval',
 ]);
 
+export interface ConfigDiff {
+  /** Keys whose new value takes effect now. */
+  applied: (keyof BrokerConfig)[];
+  /** Keys whose new value waits for a restart. */
+  restartNeeded: (keyof BrokerConfig)[];
+}
+
+/** What a reload from `current` to `next` changes, live or at the next restart. */
+export function diffConfig(current: BrokerConfig, next: BrokerConfig): ConfigDiff {
+  const applied: (keyof BrokerConfig)[] = [];
+  const restartNeeded: (keyof BrokerConfig)[] = [];
+  for (const key of Object.keys(next) as (keyof BrokerConfig)[]) {
+    if (next[key] === current[key]) continue;
+    (RELOADABLE.has(key) ? applied : restartNeeded).push(key);
+  }
+  return { applied, restartNeeded };
+}
+
 /** How often keepalive and connect timeouts are checked, in ms. */
 const SWEEP_INTERVAL_MS = 500;
+/** How long a deleted retained topic is remembered, so an older copy arriving late is ignored. */
+const TOMBSTONE_MS = 60_000;
+const MEMBER_ID_BASE = 2 ** 32;
+
+export interface BrokerOptions {
+  /** The other members of the node; null for a broker that is alone (tests, embedding). */
+  link?: ClusterLink | null;
+  /** Whether this broker publishes $SYS itself (a routing worker leaves it to the supervisor). @default true */
+  sys?: boolean;
+}
 
 /**
  * One broker node with one routing worker: owns the listener, the client table, sessions,
@@ -57,11 +86,18 @@ export class Broker {
   readonly connections = new Set<Client>();
   readonly subscriptions = new SubscriptionIndex<Subscriber>();
   readonly retained = new RetainedIndex<Message>();
+  readonly link: ClusterLink | null;
+  /** Set when a routing worker restarted this broker after a crash: late events go to the new one. */
+  replacedBy: Broker | null = null;
   private listener: TcpListener | null = null;
+  /** Retained topics deleted recently, with the (time, id) of the deletion (last writer wins). */
+  private readonly tombstones = new Map<string, { time: number; id: number }>();
+  private messageSeq = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Set while a graceful stop waits for the last connection to close. */
   private onAllClosed: (() => void) | null = null;
   private readonly sys: SysPublisher;
+  private readonly sysEnabled: boolean;
   private readonly limits: SessionLimits;
   /** Routing scratch, reused by every publish: no allocation per message. */
   private matchStamp = 0;
@@ -78,9 +114,11 @@ export class Broker {
     }
   };
 
-  constructor(config: BrokerConfig, log: Logger) {
+  constructor(config: BrokerConfig, log: Logger, options: BrokerOptions = {}) {
     this.config = config;
     this.log = log;
+    this.link = options.link ?? null;
+    this.sysEnabled = options.sys !== false;
     this.limits = {
       maxInflight: config.maxInflight,
       maxQueued: config.maxQueued,
@@ -99,6 +137,7 @@ export class Broker {
     return this.listener?.port ?? this.config.port;
   }
 
+  /** Listens on config.host:config.port and starts serving (a broker that is alone). */
   async start(): Promise<void> {
     this.listener = await listenTcp({
       host: this.config.host,
@@ -113,10 +152,30 @@ export class Broker {
         );
       },
     });
+    this.startServing();
+    this.log.info({ host: this.config.host, port: this.port }, 'listening for MQTT');
+  }
+
+  /** Stops the keepalive and $SYS timers (a broker being replaced after a crash). */
+  stopTimers(): void {
+    this.sys.stop();
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+  }
+
+  /** Every filter some local session subscribes to (what this member announces to the others). */
+  localFilters(): Set<string> {
+    const filters = new Set<string>();
+    for (const session of this.sessions.values())
+      for (const filter of session.subscriptions.keys()) filters.add(filter);
+    return filters;
+  }
+
+  /** Starts the timers; sockets come through accept() (from start()'s listener or a worker's). */
+  startServing(): void {
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
-    this.sys.start();
-    this.log.info({ host: this.config.host, port: this.port }, 'listening for MQTT');
+    if (this.sysEnabled) this.sys.start();
   }
 
   /**
@@ -154,7 +213,7 @@ export class Broker {
     await closing;
   }
 
-  private accept(socket: Socket): void {
+  accept(socket: Socket): void {
     this.stats.connectionsAccepted++;
     const client = new Client(
       this,
@@ -218,13 +277,19 @@ export class Broker {
       this.stats.willsPublished++;
       this.publish(new Message(will.topic, will.payload, will.qos, will.retain, client.clientId));
     }
-    if (session.isTransient) this.endSession(session);
+    if (session.isTransient) {
+      this.endSession(session);
+      this.link?.sessionGone(session.clientId);
+    }
   }
 
   /** Removes a session and everything it holds. */
-  private endSession(session: Session): void {
-    for (const filter of session.subscriptions.keys()) this.subscriptions.remove(filter, session.clientId);
+  endSession(session: Session): void {
+    for (const filter of session.subscriptions.keys()) this.removeSubscription(filter, session.clientId);
     session.reset();
+    session.handover = null;
+    session.movedTo = -1;
+    session.stubbed = null;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -233,16 +298,50 @@ export class Broker {
    * with a matching subscription at min(publish QoS, best granted QoS).
    */
   publish(message: Message): void {
-    if (message.retain) {
-      if (message.payload.length === 0) {
-        // An empty retained message deletes the topic's retained message [MQTT-3.3.1-10] and
-        // is not itself stored [MQTT-3.3.1-11]; it is still delivered normally.
-        this.retained.delete(message.topic);
-      } else {
-        message.ownPayload();
-        this.retained.set(message.topic, message);
-      }
+    const link = this.link;
+    if (link !== null) {
+      message.id = link.member * MEMBER_ID_BASE + (this.messageSeq = (this.messageSeq + 1) % MEMBER_ID_BASE);
+      // Only retained copies need a time: the latest one wins on every member.
+      if (message.retain) message.time = Date.now();
     }
+    if (message.retain) this.storeRetained(message);
+    this.deliverLocal(message);
+    link?.forward(message);
+  }
+
+  /**
+   * A publish another member received: kept if retained and newer than the copy here, then
+   * delivered to this member's subscribers only.
+   */
+  acceptForwarded(message: Message): void {
+    // An older retained copy that arrives after a newer one is not stored, but it is still an
+    // application message for the subscribers.
+    if (message.retain && this.isLatestRetained(message)) this.storeRetained(message);
+    this.deliverLocal(message);
+  }
+
+  private storeRetained(message: Message): void {
+    if (message.payload.length === 0) {
+      // An empty retained message deletes the topic's retained message [MQTT-3.3.1-10] and
+      // is not itself stored [MQTT-3.3.1-11]; it is still delivered normally.
+      this.retained.delete(message.topic);
+      if (this.link !== null) this.tombstones.set(message.topic, { time: message.time, id: message.id });
+    } else {
+      message.ownPayload();
+      this.retained.set(message.topic, message);
+      if (this.tombstones.size > 0) this.tombstones.delete(message.topic);
+    }
+  }
+
+  /** Last writer wins: (time, id) orders the retained writes of every member the same way. */
+  private isLatestRetained(message: Message): boolean {
+    const current = this.retained.get(message.topic) ?? this.tombstones.get(message.topic);
+    if (current === undefined) return true;
+    return message.time > current.time || (message.time === current.time && message.id > current.id);
+  }
+
+  /** Delivers once to every local session with a matching subscription. */
+  private deliverLocal(message: Message): void {
     this.matchStamp = (this.matchStamp + 1) | 0;
     const matched = this.matched;
     this.subscriptions.match(message.topic, this.collect);
@@ -261,14 +360,16 @@ export class Broker {
    * sessions are offline until their clients reconnect, with subscriptions live at once.
    */
   restore(contents: SnapshotContents): void {
-    for (const session of contents.sessions) {
-      session.limits = this.limits;
-      this.sessions.set(session.clientId, session);
-      for (const [filter, options] of session.subscriptions) {
-        this.subscriptions.add(filter, session.clientId, { session, qos: options.qos });
-      }
-    }
+    for (const session of contents.sessions) this.adoptSession(session);
     for (const message of contents.retained) this.retained.set(message.topic, message);
+  }
+
+  /** Takes in an offline session (restored or moved here) with its subscriptions live at once. */
+  adoptSession(session: Session): void {
+    session.limits = this.limits;
+    session.queue.limit = this.limits.maxQueued;
+    this.sessions.set(session.clientId, session);
+    for (const [filter, options] of session.subscriptions) this.subscribe(session, filter, options.qos);
   }
 
   /** What a snapshot must hold now: sessions that outlive their connection, and retained messages. */
@@ -278,26 +379,19 @@ export class Broker {
       // $SYS figures describe this run; they are published afresh after a restart.
       if (!topic.startsWith('$SYS/')) retained.push(message);
     }
-    return { sessions: [...this.sessions.values()], retained };
+    // A stub's session lives on another member now.
+    const sessions = [...this.sessions.values()].filter((s) => s.movedTo < 0);
+    return { sessions, retained };
   }
 
   /**
    * Applies a reloaded configuration where that is safe while running, and returns the keys
    * that changed and took effect and those that need a restart.
    */
-  applyConfig(next: BrokerConfig): { applied: (keyof BrokerConfig)[]; restartNeeded: (keyof BrokerConfig)[] } {
-    const applied: (keyof BrokerConfig)[] = [];
-    const restartNeeded: (keyof BrokerConfig)[] = [];
+  applyConfig(next: BrokerConfig): ConfigDiff {
+    const { applied, restartNeeded } = diffConfig(this.config, next);
     const config = this.config as unknown as Record<string, unknown>;
-    for (const key of Object.keys(next) as (keyof BrokerConfig)[]) {
-      if (next[key] === this.config[key]) continue;
-      if (!RELOADABLE.has(key)) {
-        restartNeeded.push(key);
-        continue;
-      }
-      config[key] = next[key];
-      applied.push(key);
-    }
+    for (const key of applied) config[key] = next[key];
     if (applied.length === 0) return { applied, restartNeeded };
     // Sessions share the broker's limits object, so the window and policy change for all.
     this.limits.maxInflight = this.config.maxInflight;
@@ -306,7 +400,7 @@ export class Broker {
     for (const session of this.sessions.values()) session.queue.limit = this.config.maxQueued;
     if (this.listener !== null) this.listener.maxConnections = this.config.maxConnections;
     if (applied.includes('logLevel')) this.setLogLevel(this.config.logLevel);
-    if (applied.includes('sysInterval')) {
+    if (applied.includes('sysInterval') && this.sysEnabled) {
       this.sys.stop();
       this.sys.start();
     }
@@ -322,13 +416,26 @@ export class Broker {
     for (const client of this.connections) client.log.level = level;
   }
 
-  subscribe(session: Session, filter: string, qos: QoS): void {
+  /**
+   * Adds or replaces a subscription. Returns true when the filter is new to this member: the
+   * other members are told, and a SUBACK should wait until they know (link.barrier()).
+   */
+  subscribe(session: Session, filter: string, qos: QoS): boolean {
     session.subscriptions.set(filter, { qos });
+    const first = this.subscriptions.count(filter) === 0;
     this.subscriptions.add(filter, session.clientId, { session, qos });
+    if (first) this.link?.filterAdded(filter);
+    return first && this.link !== null;
   }
 
   unsubscribe(session: Session, filter: string): void {
-    if (session.subscriptions.delete(filter)) this.subscriptions.remove(filter, session.clientId);
+    if (session.subscriptions.delete(filter)) this.removeSubscription(filter, session.clientId);
+  }
+
+  private removeSubscription(filter: string, clientId: string): void {
+    if (this.subscriptions.remove(filter, clientId) && this.subscriptions.count(filter) === 0) {
+      this.link?.filterRemoved(filter);
+    }
   }
 
   /** Retained messages matching a new subscription, sent with RETAIN=1 [MQTT-3.3.1-8]. */
@@ -342,9 +449,12 @@ export class Broker {
   private sweep(): void {
     const now = Date.now();
     this.clock.now = now;
+    for (const [topic, tombstone] of this.tombstones) {
+      if (now - tombstone.time > TOMBSTONE_MS) this.tombstones.delete(topic);
+    }
     const connectDeadline = now - this.config.connectTimeoutMs;
     for (const client of this.connections) {
-      if (client.state === 'new') {
+      if (client.state === 'new' || client.state === 'connecting') {
         if (client.acceptedAt < connectDeadline) {
           client.log.info({ timeoutMs: this.config.connectTimeoutMs }, 'closing connection: no CONNECT in time');
           client.close('connect-timeout');

@@ -1,5 +1,5 @@
 import type { Connection, ConnectionHandler } from '@tern/listener';
-import type { Packet, ProtocolError, ProtocolVersion } from '@tern/protocol';
+import { type Packet, ProtocolError, type ProtocolVersion } from '@tern/protocol';
 import type { Session } from '@tern/session';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
@@ -27,8 +27,11 @@ export class Client implements ConnectionHandler {
   readonly broker: Broker;
   readonly conn: Connection;
   log: Logger;
-  /** 'new' until a CONNECT is accepted; 'closed' once the socket is gone. */
-  state: 'new' | 'connected' | 'closed' = 'new';
+  /**
+   * 'new' until a CONNECT arrives; 'connecting' while the node grants the client id (workers);
+   * 'connected' once CONNACK is sent; 'closed' once the socket is gone.
+   */
+  state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
   clientId = '';
   version: ProtocolVersion = 4;
   session: Session | null = null;
@@ -41,6 +44,15 @@ export class Client implements ConnectionHandler {
   closeReason: CloseReason | null = null;
   /** True while QoS 0 is being dropped for this slow reader (one log line per episode). */
   dropping = false;
+  /**
+   * Acknowledgements waiting for the other members (a SUBACK until they know the new route, a
+   * retained PUBACK until they hold the copy), with every later ack queued behind them: acks
+   * leave in the order their packets came [MQTT-4.6.0-2]. Null when none wait, which is the
+   * usual case and costs one check per ack.
+   */
+  gatedAcks: Array<{ ready: boolean; write: () => void }> | null = null;
+  /** Packets that arrived while the CONNECT waited for the node to grant the client id. */
+  heldPackets: Packet[] | null = null;
 
   constructor(broker: Broker, conn: Connection, now: number) {
     this.broker = broker;
@@ -55,6 +67,23 @@ export class Client implements ConnectionHandler {
     this.lastSeen = this.broker.clock.now;
     this.broker.stats.messagesReceived++;
     dispatch(this, packet);
+  }
+
+  /**
+   * Handles a packet that waited while the CONNECT was being granted, with the same outcome
+   * as if it had come straight from the socket (a violation closes the connection).
+   */
+  replay(packet: Packet): void {
+    try {
+      dispatch(this, packet);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.onProtocolError(err);
+      } else {
+        this.onInternalError(err);
+      }
+      this.conn.destroy(err as Error);
+    }
   }
 
   onProtocolError(error: ProtocolError): void {
@@ -83,6 +112,36 @@ export class Client implements ConnectionHandler {
     this.broker.stats.bytesReceived += this.conn.bytesReceived;
     this.broker.stats.bytesSent += this.conn.bytesSent;
     this.broker.clientClosed(this, error);
+  }
+
+  /**
+   * Writes an ack after `barrier` resolves (or, with no barrier, as soon as every ack before
+   * it has been written).
+   */
+  queueAck(write: () => void, barrier: Promise<void> | null): void {
+    if (barrier === null && this.gatedAcks === null) {
+      write();
+      return;
+    }
+    const entry = { ready: barrier === null, write };
+    if (this.gatedAcks === null) this.gatedAcks = [];
+    this.gatedAcks.push(entry);
+    barrier?.then(() => {
+      entry.ready = true;
+      this.flushAcks();
+    });
+  }
+
+  private flushAcks(): void {
+    const acks = this.gatedAcks;
+    if (acks === null) return;
+    let i = 0;
+    while (i < acks.length && (acks[i] as { ready: boolean }).ready) {
+      if (this.state !== 'closed') (acks[i] as { write: () => void }).write();
+      i++;
+    }
+    acks.splice(0, i);
+    if (acks.length === 0) this.gatedAcks = null;
   }
 
   /** Sends what is already written, then closes for `reason` (a graceful server-side close). */

@@ -4,7 +4,7 @@
  * messages when a persistent session reconnects [MQTT-4.4.0-1].
  */
 import { encodePublishShared, type QoS } from '@tern/protocol';
-import { Enqueued, type InflightEntry, type Message, type Session } from '@tern/session';
+import { Enqueued, type HeldDelivery, type InflightEntry, type Message, type Session } from '@tern/session';
 import { writePubrel } from './acks.js';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
@@ -14,6 +14,28 @@ const DUP_FLAG = 0x08;
 
 /** Delivers `message` to `session` at `qos` (already min(publish QoS, granted QoS)). */
 export function deliver(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
+  if (session.stubbed !== null) {
+    // The session is moving to another member; its stub keeps this for it (session-moves.ts).
+    hold(session.stubbed, message, qos, retain);
+    return;
+  }
+  if (session.handover !== null) {
+    // Arriving from another member: hold what came directly until the old member's stub is
+    // gone (session-moves.ts), so nothing is delivered twice or out of order.
+    hold(session.handover.held, message, qos, retain);
+    return;
+  }
+  deliverNow(broker, session, message, qos, retain);
+}
+
+function hold(list: HeldDelivery[], message: Message, qos: QoS, retain: boolean): void {
+  if (qos === 0) message.ownPayload();
+  else message.keepQueued(qos);
+  list.push({ message, qos, retain });
+}
+
+/** Delivers to a session that is here and settled. */
+export function deliverNow(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
   const client = session.owner as Client | null;
   if (qos === 0) {
     if (client === null) {

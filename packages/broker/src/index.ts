@@ -21,6 +21,6 @@ export {
   snapshotStats,
 } from './metrics/snapshot.js';
 export { TernNode } from './node.js';
-export { Persistence, PersistenceError } from './persistence.js';
+export { PersistenceError, SnapshotFile } from './persistence.js';
 export { BrokerStats, type RejectReason } from './stats.js';
 export { VERSION } from './version.js';

@@ -8,6 +8,11 @@ export interface RootLoggerOptions {
   pretty?: boolean;
   /** Bound into every line, e.g. the node name. */
   base?: Record<string, unknown>;
+  /**
+   * Write each line straight to file descriptor 1 (a routing worker: its process.stdout is a
+   * stream through the main thread, which a line must not wait on or outlive).
+   */
+  directStdout?: boolean;
 }
 
 /** The one root logger. Library packages never configure logging; they get child loggers. */
@@ -17,9 +22,14 @@ export function createRootLogger(options: RootLoggerOptions): Logger {
     base: { pid: process.pid, ...options.base },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  if (options.pretty !== true) return pino(settings);
+  if (options.pretty !== true) {
+    return options.directStdout === true ? pino(settings, pino.destination({ dest: 1, sync: true })) : pino(settings);
+  }
   // Synchronous, in this thread: a log line is on the terminal before the process can exit.
-  return pino(settings, pretty({ colorize: process.stdout.isTTY === true, sync: true }));
+  return pino(
+    settings,
+    pretty({ colorize: process.stdout.isTTY === true, sync: true, destination: options.directStdout ? 1 : undefined }),
+  );
 }
 
 export type { Logger };

@@ -1,16 +1,18 @@
 /**
- * One Tern node put together: the broker, its HTTP endpoint (metrics, health, log level),
- * its saved state (persistence file), and the lifecycle an operator drives with signals:
- * graceful shutdown, config reload. The CLI is a thin shell around this; tests and embedders
- * can use it directly.
+ * One Tern node put together: the supervisor and its routing workers, the HTTP endpoint
+ * (metrics, health, log level), $SYS, the saved state (persistence file), and the lifecycle
+ * an operator drives with signals: graceful shutdown, config reload. The CLI is a thin shell
+ * around this; embedders can use it directly.
  */
-import { Broker } from './broker.js';
+import { SnapshotError } from '@tern/session';
+import { type ConfigDiff, diffConfig } from './broker.js';
 import type { BrokerConfig, LogLevel } from './config.js';
 import { type HttpServer, type ReadyState, startHttpServer } from './http-server.js';
 import type { Logger } from './logger.js';
 import { TernMetrics } from './metrics/collector.js';
-import { brokerStatsSource } from './metrics/snapshot.js';
-import { Persistence } from './persistence.js';
+import { PersistenceError, SnapshotFile } from './persistence.js';
+import { sysValuesFromSnapshots } from './sys-topics.js';
+import { Supervisor } from './workers/supervisor.js';
 
 /** Share of the shutdown time given to clients to take their last bytes; the rest is for saving. */
 const CLIENT_GRACE_SHARE = 0.5;
@@ -18,48 +20,67 @@ const CLIENT_GRACE_SHARE = 0.5;
 type Phase = 'starting' | 'running' | 'stopping';
 
 export class TernNode {
-  readonly broker: Broker;
   readonly log: Logger;
+  readonly config: BrokerConfig;
+  readonly supervisor: Supervisor;
   readonly metrics: TernMetrics;
-  private readonly persistence: Persistence | null;
+  private readonly file: SnapshotFile | null;
   private http: HttpServer | null = null;
   private phase: Phase = 'starting';
   private stopping: Promise<void> | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = Date.now();
+  private clientsMaximum = 0;
 
-  private constructor(config: BrokerConfig, log: Logger) {
+  private constructor(config: BrokerConfig, log: Logger, supervisor: Supervisor, file: SnapshotFile | null) {
+    this.config = config;
     this.log = log;
-    this.broker = new Broker(config, log);
-    this.persistence = config.persistenceFile === '' ? null : new Persistence(this.broker, config.persistenceFile, log);
-    this.metrics = new TernMetrics({ nodeName: config.nodeName, source: brokerStatsSource(this.broker) });
+    this.supervisor = supervisor;
+    this.file = file;
+    this.metrics = new TernMetrics({ nodeName: config.nodeName, source: { snapshots: () => supervisor.stats() } });
   }
 
-  /** Serves /health at once, loads saved state, then starts accepting clients (/ready). */
+  /**
+   * Loads saved state, starts the routing workers and serves HTTP; the node is ready once
+   * every worker accepts clients.
+   */
   static async start(config: BrokerConfig, log: Logger): Promise<TernNode> {
-    const node = new TernNode(config, log);
-    if (config.metrics) {
-      node.http = await startHttpServer({
-        host: config.metricsHost,
-        port: config.metricsPort,
-        metrics: node.metrics,
-        isReady: () => node.readiness(),
-        setLogLevel: (level) => node.broker.setLogLevel(level),
-        log: log.child({ component: 'http' }),
-      });
-    }
+    const file = config.persistenceFile === '' ? null : new SnapshotFile(config.persistenceFile, log);
+    const snapshot = file === null ? null : await file.read();
+    let supervisor: Supervisor;
     try {
-      await node.persistence?.load();
-      await node.broker.start();
+      supervisor = await Supervisor.start(config, log, snapshot);
     } catch (err) {
-      await node.http?.close();
+      if (err instanceof SnapshotError && file !== null) {
+        throw new PersistenceError('TERN_PERSISTENCE_LOAD', `cannot load ${file.file}: ${err.message}`, err);
+      }
       throw err;
     }
-    node.persistence?.start(config.persistenceInterval);
+    const node = new TernNode(config, log, supervisor, file);
+    if (config.metrics) {
+      try {
+        node.http = await startHttpServer({
+          host: config.metricsHost,
+          port: config.metricsPort,
+          metrics: node.metrics,
+          isReady: () => node.readiness(),
+          setLogLevel: (level) => node.applyLogLevel(level),
+          log: log.child({ component: 'http' }),
+        });
+      } catch (err) {
+        await supervisor.stop(0);
+        throw err;
+      }
+    }
+    node.startTimers();
     node.phase = 'running';
+    log.info({ host: config.host, port: supervisor.port, workers: supervisor.workerCount }, 'listening for MQTT');
     return node;
   }
 
-  get config(): BrokerConfig {
-    return this.broker.config;
+  /** The bound MQTT port. */
+  get port(): number {
+    return this.supervisor.port;
   }
 
   /** The bound HTTP port, or null when the endpoint is off. */
@@ -72,31 +93,45 @@ export class TernNode {
     return { ready: false, reason: this.phase === 'starting' ? 'starting' : 'shutting down' };
   }
 
+  /** Changes the log level of this thread and every worker, with one line saying so. */
   setLogLevel(level: LogLevel): void {
-    const previous = this.broker.config.logLevel;
-    this.broker.setLogLevel(level);
+    const previous = this.config.logLevel;
+    this.applyLogLevel(level);
     this.log.info({ from: previous, to: level }, 'log level changed');
   }
 
+  private applyLogLevel(level: LogLevel): void {
+    this.config.logLevel = level;
+    this.log.level = level;
+    this.supervisor.setLogLevel(level);
+  }
+
   /** Applies a reloaded configuration (SIGHUP) and logs what changed. */
-  reload(next: BrokerConfig): void {
-    const before = { ...this.broker.config };
-    const { applied, restartNeeded } = this.broker.applyConfig(next);
+  reload(next: BrokerConfig): ConfigDiff {
+    const before = { ...this.config };
+    const diff = diffConfig(this.config, next);
+    const { applied, restartNeeded } = diff;
     if (applied.length === 0 && restartNeeded.length === 0) {
       this.log.info('config reloaded: nothing changed');
-      return;
+      return diff;
     }
+    const config = this.config as unknown as Record<string, unknown>;
+    for (const key of applied) config[key] = next[key];
+    if (applied.includes('logLevel')) this.log.level = this.config.logLevel;
+    this.supervisor.reload({ ...this.config });
+    if (applied.includes('sysInterval')) this.startSysTimer();
     const changes = Object.fromEntries(applied.map((key) => [key, { from: before[key], to: next[key] }]));
     this.log.info({ changes, restartNeeded }, `config reloaded: ${applied.length} setting(s) changed`);
     if (restartNeeded.length > 0) {
       this.log.warn({ keys: restartNeeded }, `config reload: ${restartNeeded.join(', ')} only change on restart`);
     }
+    return diff;
   }
 
   /**
-   * Graceful shutdown: /ready turns 503, stop accepting, give clients part of
-   * shutdownTimeoutMs to take their last bytes, close them (persistent sessions stay, with
-   * their queues), then save and close the HTTP endpoint.
+   * Graceful shutdown: /ready turns 503, the workers stop accepting and give clients part of
+   * shutdownTimeoutMs to take their last bytes, then close them (persistent sessions stay,
+   * with their queues); the node saves and closes the HTTP endpoint.
    */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
@@ -105,10 +140,51 @@ export class TernNode {
 
   private async shutdown(): Promise<void> {
     this.phase = 'stopping';
+    for (const timer of this.timers) clearInterval(timer);
     const graceMs = Math.floor(this.config.shutdownTimeoutMs * CLIENT_GRACE_SHARE);
-    this.persistence?.stop();
-    await this.broker.stop(graceMs);
-    if (this.persistence !== null) await this.persistence.save();
+    const snapshot = await this.supervisor.stop(graceMs);
+    if (this.file !== null) await this.file.write(snapshot);
     await this.http?.close();
+  }
+
+  private startTimers(): void {
+    this.startSysTimer();
+    const file = this.file;
+    if (file !== null && this.config.persistenceInterval > 0) {
+      const timer = setInterval(() => {
+        this.supervisor
+          .snapshot()
+          .then((bytes) => (this.phase === 'running' ? file.write(bytes) : undefined))
+          .catch((err: unknown) => this.log.error({ err }, 'periodic save failed'));
+      }, this.config.persistenceInterval * 1000);
+      timer.unref();
+      this.timers.push(timer);
+    }
+  }
+
+  private sysTimer: NodeJS.Timeout | null = null;
+
+  /** $SYS figures of the whole node, published through worker 0 (retained: every worker keeps them). */
+  private startSysTimer(): void {
+    if (this.sysTimer !== null) clearInterval(this.sysTimer);
+    this.sysTimer = null;
+    const seconds = this.config.sysInterval;
+    if (seconds === 0) return;
+    const publish = (): void => {
+      this.supervisor.stats().then(
+        (snapshots) => {
+          if (this.phase === 'stopping') return;
+          let connected = 0;
+          for (const s of snapshots) connected += s.gauges.clientsConnected;
+          this.clientsMaximum = Math.max(this.clientsMaximum, connected);
+          this.supervisor.publishSys(sysValuesFromSnapshots(snapshots, this.startedAt, this.clientsMaximum));
+        },
+        (err: unknown) => this.log.warn({ err }, '$SYS figures could not be collected'),
+      );
+    };
+    publish();
+    this.sysTimer = setInterval(publish, seconds * 1000);
+    this.sysTimer.unref();
+    this.timers.push(this.sysTimer);
   }
 }

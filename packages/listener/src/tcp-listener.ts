@@ -3,6 +3,16 @@ import { createServer, type Server, type Socket } from 'node:net';
 export interface TcpListenerOptions {
   host: string;
   port: number;
+  /**
+   * Accept on this already-bound socket instead of binding host:port: how the routing workers
+   * of one node share one listening socket (the kernel hands each connection to one of them).
+   */
+  fd?: number;
+  /**
+   * Where open connections are counted for maxConnections: pass the same shared counter to
+   * every listener of a node to make the limit node-wide. @default a private counter
+   */
+  openCount?: Int32Array;
   /** Connections held at once; more are closed on accept. 0 = unlimited. @default 0 */
   maxConnections?: number;
   onSocket: (socket: Socket) => void;
@@ -14,6 +24,8 @@ export interface TcpListener {
   readonly server: Server;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
+  /** The listening socket's descriptor, for other threads of this process to accept on. */
+  readonly fd: number;
   /** Connections held at once; 0 = unlimited. Changing it affects the next accept. */
   maxConnections: number;
   /** Stops accepting; existing sockets are left to their owners. */
@@ -46,29 +58,35 @@ export class ListenError extends Error {
 /** Binds a TCP server and hands every accepted socket to `onSocket`. */
 export function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
   let max = options.maxConnections ?? 0;
-  let open = 0;
+  const open = options.openCount ?? new Int32Array(1);
   const server = createServer({ noDelay: true }, (socket) => {
-    if (max > 0 && open >= max) {
+    // add-then-check: two threads accepting at once cannot both take the last place.
+    if (max > 0 && Atomics.add(open, 0, 1) >= max) {
+      Atomics.sub(open, 0, 1);
       options.onRefused?.(socket);
       socket.destroy();
       return;
     }
-    open++;
+    if (max === 0) Atomics.add(open, 0, 1);
     socket.once('close', () => {
-      open--;
+      Atomics.sub(open, 0, 1);
     });
     options.onSocket(socket);
   });
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(options.host, options.port, err));
     server.once('error', onError);
-    server.listen(options.port, options.host, () => {
+    const onListening = (): void => {
       server.off('error', onError);
       const address = server.address();
       const port = typeof address === 'object' && address !== null ? address.port : options.port;
+      // net.Server keeps its libuv handle in _handle; the descriptor is what another thread
+      // needs to accept on the same socket (listen({ fd })).
+      const fd = (server as unknown as { _handle: { fd: number } | null })._handle?.fd ?? -1;
       resolve({
         server,
         port,
+        fd,
         get maxConnections() {
           return max;
         },
@@ -77,6 +95,8 @@ export function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
         },
         close: () => new Promise<void>((done) => server.close(() => done())),
       });
-    });
+    };
+    if (options.fd !== undefined) server.listen({ fd: options.fd }, onListening);
+    else server.listen(options.port, options.host, onListening);
   });
 }

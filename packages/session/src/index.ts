@@ -2,6 +2,8 @@ export { Message } from './message.js';
 export { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
 export {
   Enqueued,
+  type Handover,
+  type HeldDelivery,
   type InflightEntry,
   Session,
   type SessionLimits,

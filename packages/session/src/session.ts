@@ -27,6 +27,25 @@ export interface SessionLimits {
   overflowPolicy: OverflowPolicy;
 }
 
+/**
+ * A session in the middle of a move to this member. Messages come two ways until the old
+ * member drops its stub: forwarded by the stub (delivered at once, their ids remembered) and
+ * routed here directly (held). When the stub is gone, the held ones the stub did not already
+ * bring are delivered, in order.
+ */
+export interface Handover {
+  from: number;
+  seen: Set<number>;
+  held: HeldDelivery[];
+}
+
+/** A delivery kept aside while a session moves between members. */
+export interface HeldDelivery {
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+}
+
 /** What happened to a delivery offered to a session. */
 export const Enqueued = {
   /** Put in the inflight window: send it now. */
@@ -67,6 +86,18 @@ export class Session {
   matchQos: QoS = 0;
   /** True while the queue is overflowing (one log line per episode). */
   overflowLogged = false;
+  /**
+   * Set while this session is arriving from another member: what reached it directly is
+   * held until the old member's stub is gone, so nothing is delivered twice or out of order.
+   */
+  handover: Handover | null = null;
+  /**
+   * Member this session moved to, while this member keeps its stub; -1 otherwise. The stub
+   * keeps what matches the session's subscriptions in `stubbed` and forwards it all when the
+   * new member asks it to go.
+   */
+  movedTo = -1;
+  stubbed: HeldDelivery[] | null = null;
   /** The next packet id to try (kept in snapshots so ids stay unique after a restart). */
   nextId = 1;
 

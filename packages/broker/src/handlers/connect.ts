@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { ConnackReturnCode, type ConnectPacket, encode, ReasonCode } from '@tern/protocol';
 import type { Client } from '../client.js';
+import type { Claim } from '../cluster-link.js';
 import { resume } from '../delivery.js';
+import { adoptMovedSession, currentBroker } from '../session-moves.js';
 import type { RejectReason } from '../stats.js';
 
 /**
@@ -41,6 +43,44 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
   client.clientId = clientId;
   client.log = client.log.child({ clientId });
 
+  const link = broker.link;
+  if (link === null) {
+    accept(client, packet);
+    return;
+  }
+  // The client id is node-wide: wait for the supervisor to grant it (a holder on another
+  // worker lets go first, and its session moves here). Packets that follow the CONNECT wait.
+  client.state = 'connecting';
+  client.heldPackets = [];
+  link.claim(clientId, packet.clean).then(
+    (claim) => claimed(client, packet, claim),
+    (err: unknown) => client.onInternalError(err),
+  );
+}
+
+/** The node granted the client id: take in a session that moved here, then accept. */
+function claimed(client: Client, packet: ConnectPacket, claim: Claim): void {
+  const broker = currentBroker(client);
+  if (claim.session !== null) adoptMovedSession(broker, claim.session, claim.from);
+  if (client.state === 'closed') {
+    // The socket went away meanwhile. A session that moved here stays (offline); with a
+    // clean start there is nothing to keep.
+    if (!broker.sessions.has(client.clientId)) broker.link?.sessionGone(client.clientId);
+    return;
+  }
+  accept(client, packet);
+  const held = client.heldPackets ?? [];
+  client.heldPackets = null;
+  for (const next of held) {
+    if (client.state !== 'connected') return;
+    client.replay(next);
+  }
+}
+
+/** Attaches the session, answers CONNACK and resumes what the session had in flight. */
+function accept(client: Client, packet: ConnectPacket): void {
+  const broker = client.broker;
+  const clientId = client.clientId;
   const sessionPresent = broker.attach(client, clientId, packet.clean);
   const session = client.session as NonNullable<Client['session']>;
   session.will = packet.will ?? null;

@@ -16,6 +16,12 @@ import { handleUnsubscribe } from './unsubscribe.js';
  * connection (the listener catches it and calls Client.onProtocolError).
  */
 export function dispatch(client: Client, packet: Packet): void {
+  if (client.state === 'connecting') {
+    // Waiting for the node to grant the client id: keep the order, handle (and count) them
+    // after CONNACK.
+    client.heldPackets?.push(packet);
+    return;
+  }
   client.broker.stats.packetsReceived[TYPE_BY_CMD[packet.cmd]]++;
   if (client.state !== 'connected') {
     // The first packet from a client must be CONNECT [MQTT-3.1.0-1].

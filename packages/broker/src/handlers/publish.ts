@@ -24,17 +24,37 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   }
   const id = packet.messageId as number;
   broker.stats.messagesSent++;
+  // A retained message is acknowledged once every member holds its copy: a subscriber that
+  // arrives on any worker after the PUBACK gets it. The barrier follows the routed copy.
+  const gated = packet.retain && broker.link?.hasPeers === true;
   if (qos === 1) {
-    writePuback(client.conn, id);
+    if (gated) {
+      route(client, packet);
+      client.queueAck(() => writePuback(client.conn, id), memberBarrier(client));
+      return;
+    }
+    if (client.gatedAcks === null) writePuback(client.conn, id);
+    else client.queueAck(() => writePuback(client.conn, id), null);
     route(client, packet);
     return;
   }
-  writePubrec(client.conn, id);
   const ids = (client.session as NonNullable<Client['session']>).incomingQos2;
-  if (!ids.has(id)) {
-    ids.add(id);
+  const first = !ids.has(id);
+  if (first) ids.add(id);
+  if (gated && first) {
     route(client, packet);
+    client.queueAck(() => writePubrec(client.conn, id), memberBarrier(client));
+    return;
   }
+  if (client.gatedAcks === null) writePubrec(client.conn, id);
+  else client.queueAck(() => writePubrec(client.conn, id), null);
+  if (first) route(client, packet);
+}
+
+/** Resolves once every other member has handled what this one sent so far (null: alone). */
+export function memberBarrier(client: Client): Promise<void> | null {
+  const link = client.broker.link;
+  return link?.hasPeers ? link.barrier() : null;
 }
 
 function route(client: Client, packet: PublishPacket): void {

@@ -10,5 +10,7 @@ import type { Client } from '../client.js';
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
   client.session?.incomingQos2.delete(packet.messageId);
   client.broker.stats.messagesSent++;
-  writePubcomp(client.conn, packet.messageId);
+  const id = packet.messageId;
+  if (client.gatedAcks === null) writePubcomp(client.conn, id);
+  else client.queueAck(() => writePubcomp(client.conn, id), null);
 }

@@ -1,5 +1,6 @@
 import { encode, type QoS, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
 import type { Client } from '../client.js';
+import { memberBarrier } from './publish.js';
 
 /**
  * SUBSCRIBE: grant each filter (QoS as requested; 0x80 where refused), answer SUBACK with the
@@ -12,20 +13,28 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void {
   if (session === null) return;
   const broker = client.broker;
   const granted: number[] = [];
+  let newRoute = false;
   for (const sub of packet.subscriptions) {
     if (sub.topic.startsWith('$share/') || sub.topic.startsWith('$queue/')) {
       // Shared subscriptions arrive with MQTT 5 support; refuse rather than half-serve them.
       granted.push(SUBACK_FAILURE);
       continue;
     }
-    broker.subscribe(session, sub.topic, sub.qos);
+    if (broker.subscribe(session, sub.topic, sub.qos)) newRoute = true;
     granted.push(sub.qos);
   }
   broker.stats.messagesSent++;
-  client.conn.write(encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version));
-  for (let i = 0; i < packet.subscriptions.length; i++) {
-    const g = granted[i] as number;
-    if (g !== SUBACK_FAILURE)
-      broker.sendRetained(session, (packet.subscriptions[i] as { topic: string }).topic, g as QoS);
-  }
+  const suback = encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version);
+  const answer = (): void => {
+    client.conn.write(suback);
+    for (let i = 0; i < packet.subscriptions.length; i++) {
+      const g = granted[i] as number;
+      if (g !== SUBACK_FAILURE) {
+        client.broker.sendRetained(session, (packet.subscriptions[i] as { topic: string }).topic, g as QoS);
+      }
+    }
+  };
+  // A new filter for this member: SUBACK once every other member routes it here, so a
+  // message published anywhere after the SUBACK reaches this subscriber.
+  client.queueAck(answer, newRoute ? memberBarrier(client) : null);
 }

@@ -1,0 +1,117 @@
+/**
+ * Moving a persistent session between members of a node (routing workers), so a client that
+ * reconnects on another worker finds its subscriptions, queue and inflight window [MQTT-3.1.4-2]
+ * with nothing lost, duplicated or reordered. The steps, each on FIFO channels:
+ *
+ *   1. The new member B claims the client id; the supervisor asks the holder A to let go.
+ *   2. A closes the live connection (takeover: its will fires), hands over a snapshot of the
+ *      session and keeps a stub: the subscriptions stay, and what matches them is kept.
+ *   3. B adopts the session (its routes are announced); what reaches B directly for it is
+ *      held, since until every member knows B's routes a message may reach only A.
+ *   4. Once every member knows B's routes (a barrier), B asks A to drop the stub. A forwards
+ *      what the stub kept, with the session as target, removes it, and says so on the same
+ *      channel: B delivers the forwarded messages and remembers their ids.
+ *   5. B then delivers the held messages the stub did not bring (a message that reached both
+ *      is delivered once), in order, and tells the supervisor the move is over (the next
+ *      claim for the id may start).
+ */
+import type { Forwarded } from '@tern/cluster';
+import type { QoS } from '@tern/protocol';
+import { decodeSnapshot, encodeSnapshot, Message, type Session } from '@tern/session';
+import type { Broker } from './broker.js';
+import type { Client } from './client.js';
+import { deliverNow } from './delivery.js';
+
+/**
+ * Step 2, on the holder: lets go of `clientId` for member `to`. Returns the session's
+ * snapshot when it must move (a persistent session and no clean start), else null.
+ */
+export function releaseSession(broker: Broker, clientId: string, clean: boolean, to: number): Uint8Array | null {
+  const live = broker.clients.get(clientId);
+  if (live !== undefined) {
+    broker.stats.takeovers++;
+    live.log.info({ to }, 'connection taken over by a new CONNECT with the same client id on another worker');
+    // Closing runs clientClosed at once: the will fires and a transient session ends.
+    live.close('takeover');
+  }
+  const session = broker.sessions.get(clientId);
+  if (session === undefined || session.movedTo >= 0) return null;
+  if (clean || session.isTransient) {
+    // cleanSession=1 discards any previous session [MQTT-3.1.2-6].
+    broker.endSession(session);
+    return null;
+  }
+  const bytes = encodeSnapshot({ sessions: [session], retained: [] });
+  session.queue.clear();
+  session.inflight.clear();
+  session.incomingQos2.clear();
+  session.movedTo = to;
+  session.stubbed = [];
+  return bytes;
+}
+
+/**
+ * Step 3, on the new member: adopts a session that arrives from member `from`, then (step 4)
+ * asks for the stub to be dropped once every member routes to this one.
+ */
+export function adoptMovedSession(broker: Broker, bytes: Uint8Array, from: number): Session | null {
+  const link = broker.link;
+  const [session] = decodeSnapshot(bytes, broker.sessionLimits).sessions;
+  if (session === undefined || link === null) return null;
+  const stale = broker.sessions.get(session.clientId);
+  if (stale !== undefined) broker.endSession(stale);
+  session.handover = { from, seen: new Set(), held: [] };
+  broker.adoptSession(session);
+  void link.barrier().then(() => link.dropStub(from, session.clientId));
+  return session;
+}
+
+/** Step 4 on the new member: a message the stub kept for `record.target`. */
+export function deliverFromStub(broker: Broker, record: Forwarded, message: Message): void {
+  const session = broker.sessions.get(record.target);
+  if (session === undefined) return;
+  session.handover?.seen.add(message.id);
+  deliverNow(broker, session, message, record.targetQos, false);
+}
+
+/** Step 4, on the old member: the stub forwards what it kept and goes; the answer follows. */
+export function dropStub(broker: Broker, clientId: string, to: number): void {
+  const link = broker.link;
+  if (link === null) return;
+  const session = broker.sessions.get(clientId);
+  if (session !== undefined && session.movedTo === to) {
+    for (const kept of session.stubbed ?? []) link.forwardToSession(to, clientId, kept.message, kept.qos);
+    session.stubbed = null;
+    broker.endSession(session);
+  }
+  link.stubDropped(to, clientId);
+}
+
+/** Step 5, on the new member: the move is over. */
+export function stubDropped(broker: Broker, clientId: string): void {
+  const session = broker.sessions.get(clientId);
+  const handover = session?.handover;
+  if (session === undefined || handover === undefined || handover === null) return;
+  session.handover = null;
+  for (const held of handover.held) {
+    if (!handover.seen.has(held.message.id)) deliverNow(broker, session, held.message, held.qos, held.retain);
+  }
+  broker.link?.settled(clientId);
+}
+
+/** A forwarded record as the broker's Message (the payload stays a view of the batch). */
+export function messageFromRecord(record: Forwarded): Message {
+  const p = record.payload;
+  const payload = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+  const message = new Message(record.topic, payload, record.qos as QoS, record.retain, record.origin);
+  message.id = record.id;
+  message.time = record.time;
+  return message;
+}
+
+/** The client whose CONNECT waited for the claim, on the broker that serves it now. */
+export function currentBroker(client: Client): Broker {
+  let broker = client.broker;
+  while (broker.replacedBy !== null) broker = broker.replacedBy;
+  return broker;
+}

@@ -1,0 +1,247 @@
+/**
+ * A routing worker's link to the other workers of its node (one MessagePort per peer) and to
+ * the supervisor (the parent port). Publishes leave as one batch per peer per event-loop turn
+ * (raw bytes, transferred); route changes, barriers and session moves are small control
+ * messages on the same port, always sent after the peer's pending batch, so every peer sees
+ * one member's publishes and control messages in the order they happened.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { type Forwarded, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import type { QoS } from '@tern/protocol';
+import { RouteTable } from '@tern/router';
+import type { Message } from '@tern/session';
+import type { Claim, ClusterLink } from '../cluster-link.js';
+import type { FromWorker, ToPeer } from './messages.js';
+
+/** What the link hands to the broker it serves. */
+export interface LinkReceiver {
+  /** A publish forwarded by a peer: match it here only (never forward it again). */
+  acceptForwarded(record: Forwarded): void;
+  /** A peer asks this member to drop the stub of a session that moved to it. */
+  dropStub(clientId: string, to: number): void;
+  /** The stub of a session that moved here is gone: its move is complete. */
+  stubDropped(clientId: string): void;
+}
+
+interface Peer {
+  readonly index: number;
+  readonly port: MessagePort;
+  readonly batch: PublishBatchWriter;
+}
+
+/** A record reused for every append: the writer copies what it needs. */
+function scratchRecord(): Forwarded {
+  return {
+    id: 0,
+    time: 0,
+    topic: '',
+    payload: EMPTY,
+    qos: 0,
+    retain: false,
+    origin: '',
+    properties: null,
+    target: '',
+    targetQos: 0,
+  };
+}
+const EMPTY = new Uint8Array(0);
+
+export class MemberLink implements ClusterLink {
+  readonly member: number;
+  /** Other members' filters: who gets a forwarded copy of what. */
+  readonly routes = new RouteTable();
+  receiver: LinkReceiver | null = null;
+  private readonly peers = new Map<number, Peer>();
+  private readonly toSupervisor: (message: FromWorker) => void;
+  private flushScheduled = false;
+  private readonly dirty: Peer[] = [];
+  private readonly record = scratchRecord();
+  /** Barriers: the next number to use, and per number the peers yet to answer. */
+  private nextBarrier = 1;
+  private readonly barriers = new Map<number, { waiting: number; resolve: () => void }>();
+  /** Claims sent to the supervisor, by request number. */
+  private nextClaim = 1;
+  private readonly claims = new Map<number, (claim: Claim) => void>();
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const peer of this.dirty) this.sendBatch(peer);
+    this.dirty.length = 0;
+  };
+
+  constructor(member: number, toSupervisor: (message: FromWorker) => void) {
+    this.member = member;
+    this.toSupervisor = toSupervisor;
+  }
+
+  get hasPeers(): boolean {
+    return this.peers.size > 0;
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** Wires the port to peer `index`; everything it sends arrives in `receive`. */
+  addPeer(index: number, port: MessagePort): void {
+    const peer: Peer = { index, port, batch: new PublishBatchWriter(16 * 1024) };
+    this.peers.set(index, peer);
+    port.on('message', (data: Uint8Array | ToPeer) => this.receive(peer, data));
+  }
+
+  forward(message: Message): void {
+    if (this.peers.size === 0) return;
+    if (message.retain) {
+      // Every member keeps every retained message: a new subscriber anywhere gets it at once.
+      for (const peer of this.peers.values()) this.append(peer, message, '', 0);
+      return;
+    }
+    const members = this.routes.match(message.topic);
+    for (let i = 0; i < members.length; i++) {
+      const peer = this.peers.get(members[i] as number);
+      if (peer !== undefined) this.append(peer, message, '', 0);
+    }
+  }
+
+  forwardToSession(member: number, clientId: string, message: Message, qos: QoS): void {
+    const peer = this.peers.get(member);
+    if (peer !== undefined) this.append(peer, message, clientId, qos);
+  }
+
+  filterAdded(filter: string): void {
+    this.control({ t: 'route+', filters: [filter] });
+  }
+
+  filterRemoved(filter: string): void {
+    this.control({ t: 'route-', filters: [filter] });
+  }
+
+  /** After a restart of this member's broker: peers forget its routes, then learn them again. */
+  announceAll(filters: Iterable<string>): void {
+    this.control({ t: 'routes-reset' });
+    const list = [...filters];
+    if (list.length > 0) this.control({ t: 'route+', filters: list });
+  }
+
+  barrier(): Promise<void> {
+    if (this.peers.size === 0) return Promise.resolve();
+    const n = this.nextBarrier++;
+    return new Promise((resolve) => {
+      this.barriers.set(n, { waiting: this.peers.size, resolve });
+      this.control({ t: 'ping', n });
+    });
+  }
+
+  claim(clientId: string, clean: boolean): Promise<Claim> {
+    const req = this.nextClaim++;
+    return new Promise((resolve) => {
+      this.claims.set(req, resolve);
+      this.toSupervisor({ t: 'claim', req, clientId, clean });
+    });
+  }
+
+  /** The supervisor's answer to a claim. */
+  claimed(req: number, claim: Claim): void {
+    const resolve = this.claims.get(req);
+    this.claims.delete(req);
+    resolve?.(claim);
+  }
+
+  sessionGone(clientId: string): void {
+    this.toSupervisor({ t: 'gone', clientId });
+  }
+
+  dropStub(from: number, clientId: string): void {
+    const peer = this.peers.get(from);
+    if (peer === undefined) return;
+    this.sendTo(peer, { t: 'drop-stub', clientId });
+  }
+
+  /** Tells `to` that this member's stub of `clientId` is gone: nothing more will come that way. */
+  stubDropped(to: number, clientId: string): void {
+    const peer = this.peers.get(to);
+    if (peer !== undefined) this.sendTo(peer, { t: 'stub-dropped', clientId });
+  }
+
+  settled(clientId: string): void {
+    this.toSupervisor({ t: 'settled', clientId });
+  }
+
+  /** Sends pending batches now (before a control message to the supervisor that depends on them). */
+  flushNow(): void {
+    this.flush();
+  }
+
+  private append(peer: Peer, message: Message, target: string, targetQos: QoS): void {
+    const r = this.record;
+    r.id = message.id;
+    r.time = message.time;
+    r.topic = message.topic;
+    r.payload = message.payload;
+    r.qos = message.qos;
+    r.retain = message.retain;
+    r.origin = message.origin;
+    r.target = target;
+    r.targetQos = targetQos;
+    peer.batch.append(r);
+    r.payload = EMPTY;
+    if (peer.batch.count === 1) this.dirty.push(peer);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flush);
+    }
+  }
+
+  private sendBatch(peer: Peer): void {
+    if (peer.batch.count === 0) return;
+    const bytes = peer.batch.take();
+    peer.port.postMessage(bytes, [bytes.buffer]);
+  }
+
+  /** A control message to every peer, each after that peer's pending batch. */
+  private control(message: ToPeer): void {
+    for (const peer of this.peers.values()) this.sendTo(peer, message);
+  }
+
+  private sendTo(peer: Peer, message: ToPeer): void {
+    this.sendBatch(peer);
+    peer.port.postMessage(message);
+  }
+
+  private receive(peer: Peer, data: Uint8Array | ToPeer): void {
+    if (data instanceof Uint8Array) {
+      const receiver = this.receiver;
+      if (receiver !== null) readPublishBatch(data, (record) => receiver.acceptForwarded(record));
+      return;
+    }
+    switch (data.t) {
+      case 'route+':
+        for (const filter of data.filters) this.routes.add(filter, peer.index);
+        break;
+      case 'route-':
+        for (const filter of data.filters) this.routes.remove(filter, peer.index);
+        break;
+      case 'routes-reset':
+        this.routes.removeMember(peer.index);
+        break;
+      case 'ping':
+        // Everything this peer sent before the ping has been handled: answer after our own
+        // pending batch to it, so the answer also orders what we sent.
+        this.sendTo(peer, { t: 'pong', n: data.n });
+        break;
+      case 'pong': {
+        const barrier = this.barriers.get(data.n);
+        if (barrier !== undefined && --barrier.waiting === 0) {
+          this.barriers.delete(data.n);
+          barrier.resolve();
+        }
+        break;
+      }
+      case 'drop-stub':
+        this.receiver?.dropStub(data.clientId, peer.index);
+        break;
+      case 'stub-dropped':
+        this.receiver?.stubDropped(data.clientId);
+        break;
+    }
+  }
+}

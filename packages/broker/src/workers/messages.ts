@@ -1,0 +1,48 @@
+/**
+ * What the supervisor (main thread) and the routing workers say to each other, and what
+ * workers say to their peers. Plain structured-cloneable objects: the local transport posts
+ * them as they are; a transport between processes encodes them (msgpack). Publish batches
+ * travel between peers as raw bytes (a transferred Uint8Array), never as objects.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { BrokerConfig, LogLevel } from '../config.js';
+import type { StatsSnapshot } from '../metrics/snapshot.js';
+
+/** Supervisor -> worker. */
+export type ToWorker =
+  | { t: 'peers'; ports: Record<number, MessagePort> }
+  | { t: 'listen'; fd: number | null }
+  | { t: 'restore'; snapshot: Uint8Array }
+  | { t: 'claimed'; req: number; session: Uint8Array | null; from: number }
+  | { t: 'release'; req: number; clientId: string; clean: boolean; to: number }
+  | { t: 'stats'; req: number }
+  | { t: 'snapshot'; req: number; retained: boolean }
+  | { t: 'config'; config: BrokerConfig }
+  | { t: 'log-level'; level: LogLevel }
+  | { t: 'sys'; values: [topic: string, value: string][] }
+  | { t: 'stop'; graceMs: number }
+  | { t: 'crash' };
+
+/** Worker -> supervisor. */
+export type FromWorker =
+  | { t: 'listening'; port: number; fd: number }
+  | { t: 'listen-failed'; code: string; message: string }
+  | { t: 'restored' }
+  | { t: 'claim'; req: number; clientId: string; clean: boolean }
+  | { t: 'released'; req: number; session: Uint8Array | null }
+  | { t: 'gone'; clientId: string }
+  | { t: 'settled'; clientId: string }
+  | { t: 'stats'; req: number; snapshot: StatsSnapshot }
+  | { t: 'snapshot'; req: number; bytes: Uint8Array }
+  | { t: 'stopped'; snapshot: Uint8Array }
+  | { t: 'crashed'; error: string; restarts: number };
+
+/** Worker -> worker, over the pair's own MessagePort (FIFO: order is the design's backbone). */
+export type ToPeer =
+  | { t: 'route+'; filters: string[] }
+  | { t: 'route-'; filters: string[] }
+  | { t: 'routes-reset' }
+  | { t: 'ping'; n: number }
+  | { t: 'pong'; n: number }
+  | { t: 'drop-stub'; clientId: string }
+  | { t: 'stub-dropped'; clientId: string };

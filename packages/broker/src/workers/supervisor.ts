@@ -1,0 +1,331 @@
+/**
+ * The main thread of a node: starts the routing workers and wires them to each other (one
+ * MessageChannel per pair), shares the listening socket (worker 0 binds, the others listen on
+ * its descriptor, so accepted sockets never pass through this thread), keeps the client-id
+ * registry, collects figures from every worker, and stops them all on shutdown. It never sees
+ * a packet.
+ */
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { decodeSnapshot, encodeSnapshot, type Message, type Session } from '@tern/session';
+import type { BrokerConfig, LogLevel } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { StatsSnapshot } from '../metrics/snapshot.js';
+import type { FromWorker, ToWorker } from './messages.js';
+import { ClientRegistry } from './registry.js';
+
+/** What a worker is started with (workerData). */
+export interface WorkerData {
+  index: number;
+  count: number;
+  config: BrokerConfig;
+  /** Open connections of the whole node (shared memory): maxConnections is node-wide. */
+  openCount: Int32Array;
+}
+
+/** How long a request to a worker (figures, a snapshot) may take before it is left out. */
+const REQUEST_TIMEOUT_MS = 5000;
+
+interface Slot {
+  readonly index: number;
+  readonly worker: Worker;
+  restarts: number;
+  exited: boolean;
+}
+
+/** A listen failure in worker 0, as one line with the listener's stable code. */
+export class WorkerStartError extends Error {
+  override readonly name = 'WorkerStartError';
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class Supervisor {
+  readonly config: BrokerConfig;
+  readonly log: Logger;
+  /** The bound MQTT port (after start). */
+  port = 0;
+  /** Called when a worker thread ends while the node is running (not a contained crash). */
+  onFatal: ((error: Error) => void) | null = null;
+  private readonly slots: Slot[] = [];
+  private readonly registry: ClientRegistry;
+  private nextRequest = 1;
+  private readonly requests = new Map<number, (reply: FromWorker) => void>();
+  /** One-shot waiters for a message type from a worker (start-up handshakes). */
+  private readonly waiters = new Map<string, (reply: FromWorker) => void>();
+  private stopping = false;
+
+  private constructor(config: BrokerConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.registry = new ClientRegistry({
+      release: async (worker, clientId, clean, to) => {
+        const reply = await this.request(worker, (req) => ({ t: 'release', req, clientId, clean, to }));
+        return reply.t === 'released' ? reply.session : null;
+      },
+      grant: (worker, req, session, from) => this.post(worker, { t: 'claimed', req, session, from }),
+    });
+  }
+
+  get workerCount(): number {
+    return this.slots.length;
+  }
+
+  /** Starts `config.workers` routing workers, restores `snapshot` into them, then listens. */
+  static async start(config: BrokerConfig, log: Logger, snapshot: Uint8Array | null): Promise<Supervisor> {
+    const supervisor = new Supervisor(config, log);
+    try {
+      await supervisor.startWorkers(snapshot);
+    } catch (err) {
+      await supervisor.terminate();
+      throw err;
+    }
+    return supervisor;
+  }
+
+  private async startWorkers(snapshot: Uint8Array | null): Promise<void> {
+    const count = this.config.workers;
+    const entry = new URL('./worker-entry.js', import.meta.url);
+    const openCount = new Int32Array(new SharedArrayBuffer(4));
+    for (let index = 0; index < count; index++) {
+      const workerData: WorkerData = { index, count, config: this.config, openCount };
+      const worker = new Worker(entry, { workerData });
+      const slot: Slot = { index, worker, restarts: 0, exited: false };
+      this.slots.push(slot);
+      worker.on('message', (message: FromWorker) => this.receive(slot, message));
+      worker.on('error', (err) => this.log.error({ worker: index, err }, 'routing worker failed'));
+      worker.on('exit', (code) => this.exited(slot, code));
+    }
+    // Every pair of workers gets its own channel: forwarding never hops through this thread.
+    const ports: Record<number, MessagePort>[] = this.slots.map(() => ({}));
+    for (let a = 0; a < count; a++) {
+      for (let b = a + 1; b < count; b++) {
+        const { port1, port2 } = new MessageChannel();
+        (ports[a] as Record<number, MessagePort>)[b] = port1;
+        (ports[b] as Record<number, MessagePort>)[a] = port2;
+      }
+    }
+    for (const slot of this.slots) {
+      const own = ports[slot.index] as Record<number, MessagePort>;
+      slot.worker.postMessage({ t: 'peers', ports: own } satisfies ToWorker, Object.values(own));
+    }
+    if (snapshot !== null) await this.restore(snapshot);
+    const first = await this.handshake(0, { t: 'listen', fd: null }, 'listening');
+    if (first.t === 'listen-failed') throw new WorkerStartError(first.code, first.message);
+    if (first.t !== 'listening') throw new Error(`unexpected reply ${first.t}`);
+    this.port = first.port;
+    await Promise.all(
+      this.slots.slice(1).map(async (slot) => {
+        const reply = await this.handshake(slot.index, { t: 'listen', fd: first.fd }, 'listening');
+        if (reply.t === 'listen-failed') throw new WorkerStartError(reply.code, reply.message);
+      }),
+    );
+  }
+
+  /** Splits saved sessions over the workers (by client id) and gives every worker the retained messages. */
+  private async restore(bytes: Uint8Array): Promise<void> {
+    const limits = {
+      maxInflight: this.config.maxInflight,
+      maxQueued: this.config.maxQueued,
+      overflowPolicy: this.config.queueOverflow,
+    };
+    const contents = decodeSnapshot(bytes, limits);
+    let queued = 0;
+    for (const session of contents.sessions) queued += session.queue.length + session.inflight.size;
+    this.log.info(
+      { sessions: contents.sessions.length, queued, retained: contents.retained.length },
+      'loaded saved sessions and retained messages',
+    );
+    const count = this.slots.length;
+    const parts: Session[][] = this.slots.map(() => []);
+    for (const session of contents.sessions) {
+      const worker = hashId(session.clientId) % count;
+      (parts[worker] as Session[]).push(session);
+      this.registry.assign(session.clientId, worker);
+    }
+    await Promise.all(
+      this.slots.map((slot) =>
+        this.handshake(
+          slot.index,
+          {
+            t: 'restore',
+            snapshot: encodeSnapshot({ sessions: parts[slot.index] as Session[], retained: contents.retained }),
+          },
+          'restored',
+        ),
+      ),
+    );
+  }
+
+  /** Figures from every worker that answers in time. */
+  async stats(): Promise<StatsSnapshot[]> {
+    const replies = await Promise.all(
+      this.slots.map((slot) => this.request(slot.index, (req) => ({ t: 'stats', req })).catch(() => null)),
+    );
+    const out: StatsSnapshot[] = [];
+    for (const reply of replies) if (reply?.t === 'stats') out.push(reply.snapshot);
+    return out;
+  }
+
+  /** Persistent sessions of every worker and the retained messages, as one snapshot. */
+  async snapshot(): Promise<Uint8Array> {
+    const replies = await Promise.all(
+      this.slots.map((slot) => this.request(slot.index, (req) => ({ t: 'snapshot', req, retained: slot.index === 0 }))),
+    );
+    return this.merge(replies.map((r) => (r.t === 'snapshot' ? r.bytes : null)));
+  }
+
+  setLogLevel(level: LogLevel): void {
+    this.broadcast({ t: 'log-level', level });
+  }
+
+  reload(config: BrokerConfig): void {
+    this.broadcast({ t: 'config', config });
+  }
+
+  /** $SYS values to publish (worker 0 publishes; retained copies reach every worker). */
+  publishSys(values: [string, string][]): void {
+    this.post(0, { t: 'sys', values });
+  }
+
+  /** Debug hook for tests: make worker `index` throw an uncaught error. */
+  crash(index: number): void {
+    this.post(index, { t: 'crash' });
+  }
+
+  /**
+   * Stops every worker: each closes its clients (with `graceMs` for them to take their last
+   * bytes) and hands back its persistent sessions. Returns them as one snapshot.
+   */
+  async stop(graceMs: number): Promise<Uint8Array> {
+    this.stopping = true;
+    const replies = await Promise.all(
+      this.slots.map((slot) =>
+        slot.exited ? null : this.handshake(slot.index, { t: 'stop', graceMs }, 'stopped').catch(() => null),
+      ),
+    );
+    const merged = this.merge(replies.map((r) => (r?.t === 'stopped' ? r.snapshot : null)));
+    await this.terminate();
+    return merged;
+  }
+
+  private async terminate(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+
+  /** One snapshot from the workers' parts: all their sessions, worker 0's retained messages. */
+  private merge(parts: (Uint8Array | null)[]): Uint8Array {
+    const limits = {
+      maxInflight: this.config.maxInflight,
+      maxQueued: this.config.maxQueued,
+      overflowPolicy: this.config.queueOverflow,
+    };
+    const sessions: Session[] = [];
+    let retained: Message[] = [];
+    parts.forEach((bytes, index) => {
+      if (bytes === null) return;
+      const part = decodeSnapshot(bytes, limits);
+      sessions.push(...part.sessions);
+      if (index === 0 || retained.length === 0) retained = part.retained.length > 0 ? part.retained : retained;
+    });
+    return encodeSnapshot({ sessions, retained });
+  }
+
+  private receive(slot: Slot, message: FromWorker): void {
+    switch (message.t) {
+      case 'claim':
+        this.registry.claim(slot.index, message.req, message.clientId, message.clean);
+        return;
+      case 'gone':
+        this.registry.gone(slot.index, message.clientId);
+        return;
+      case 'settled':
+        this.registry.settled(message.clientId);
+        return;
+      case 'crashed':
+        slot.restarts = message.restarts;
+        this.log.error(
+          { worker: slot.index, restarts: message.restarts, error: message.error },
+          'routing worker crashed: its clients were disconnected and its broker restarted with its sessions',
+        );
+        return;
+      case 'released':
+      case 'stats':
+      case 'snapshot': {
+        const resolve = this.requests.get(message.req);
+        this.requests.delete(message.req);
+        resolve?.(message);
+        return;
+      }
+      default: {
+        const key = `${slot.index}:${message.t === 'listen-failed' ? 'listening' : message.t}`;
+        const resolve = this.waiters.get(key);
+        this.waiters.delete(key);
+        resolve?.(message);
+      }
+    }
+  }
+
+  private exited(slot: Slot, code: number): void {
+    slot.exited = true;
+    for (const [key, resolve] of this.waiters) {
+      if (key.startsWith(`${slot.index}:`)) {
+        this.waiters.delete(key);
+        resolve({
+          t: 'listen-failed',
+          code: 'TERN_WORKER_EXITED',
+          message: `routing worker ${slot.index} exited (${code})`,
+        });
+      }
+    }
+    if (this.stopping) return;
+    const error = new Error(`routing worker ${slot.index} exited unexpectedly (code ${code})`);
+    this.log.fatal({ worker: slot.index, code }, error.message);
+    this.onFatal?.(error);
+  }
+
+  private post(index: number, message: ToWorker): void {
+    const slot = this.slots[index];
+    if (slot === undefined || slot.exited) return;
+    slot.worker.postMessage(message);
+  }
+
+  private broadcast(message: ToWorker): void {
+    for (const slot of this.slots) this.post(slot.index, message);
+  }
+
+  /** Sends a request with a fresh number and resolves with the reply that carries it. */
+  private request(index: number, make: (req: number) => ToWorker): Promise<FromWorker> {
+    const req = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(req);
+        reject(new Error(`routing worker ${index} did not answer in time`));
+      }, REQUEST_TIMEOUT_MS);
+      timer.unref();
+      this.requests.set(req, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      this.post(index, make(req));
+    });
+  }
+
+  /** Sends `message` and resolves with the worker's next message of type `replyType`. */
+  private handshake(index: number, message: ToWorker, replyType: string): Promise<FromWorker> {
+    return new Promise((resolve) => {
+      this.waiters.set(`${index}:${replyType}`, resolve);
+      this.post(index, message);
+    });
+  }
+}
+
+/** A small, stable hash of a client id: which worker gets a restored session. */
+function hashId(id: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

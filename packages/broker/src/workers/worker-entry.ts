@@ -1,0 +1,174 @@
+/**
+ * A routing worker: one thread that accepts connections on the node's shared listening
+ * socket and owns them end to end (read, decode, route, encode, write). It reaches the other
+ * workers through its MemberLink and the supervisor through the parent port.
+ *
+ * A crash (an exception nothing caught) is contained in the thread: the broker's clients are
+ * disconnected (their wills fire), its persistent sessions are carried into a fresh broker,
+ * and the thread goes on accepting. The thread itself never ends while the node runs: every
+ * worker accepts on the same descriptor, and a thread that ended would close it for all.
+ */
+import type { Socket } from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Forwarded } from '@tern/cluster';
+import { listenTcp, type TcpListener } from '@tern/listener';
+import { decodeSnapshot, encodeSnapshot, Message } from '@tern/session';
+import { Broker } from '../broker.js';
+import { createRootLogger } from '../logger.js';
+import { snapshotStats } from '../metrics/snapshot.js';
+import { deliverFromStub, dropStub, messageFromRecord, releaseSession, stubDropped } from '../session-moves.js';
+import { MemberLink } from './member-link.js';
+import type { FromWorker, ToWorker } from './messages.js';
+import type { WorkerData } from './supervisor.js';
+
+const data = workerData as WorkerData;
+const port = parentPort;
+if (port === null) throw new Error('worker-entry.js runs only as a worker thread');
+
+const config = data.config;
+const log = createRootLogger({
+  level: config.logLevel,
+  pretty: config.logPretty,
+  base: { node: config.nodeName, worker: data.index },
+  directStdout: true,
+});
+const post = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+const link = new MemberLink(data.index, (message) => post(message));
+let broker = new Broker(config, log, { link, sys: false });
+let listener: TcpListener | null = null;
+let restarts = 0;
+
+link.receiver = {
+  acceptForwarded(record: Forwarded): void {
+    const message = messageFromRecord(record);
+    if (record.target !== '') deliverFromStub(broker, record, message);
+    else broker.acceptForwarded(message);
+  },
+  dropStub(clientId: string, to: number): void {
+    dropStub(broker, clientId, to);
+  },
+  stubDropped(clientId: string): void {
+    stubDropped(broker, clientId);
+  },
+};
+
+function accept(socket: Socket): void {
+  broker.accept(socket);
+}
+
+async function listen(fd: number | null): Promise<void> {
+  try {
+    listener = await listenTcp({
+      host: config.host,
+      port: config.port,
+      fd: fd ?? undefined,
+      maxConnections: config.maxConnections,
+      openCount: data.openCount,
+      onSocket: accept,
+      onRefused: (socket) => {
+        broker.stats.connectionsRejected['max-connections']++;
+        broker.log.warn(
+          { remote: socket.remoteAddress, limit: config.maxConnections },
+          'connection refused: maxConnections reached',
+        );
+      },
+    });
+    broker.startServing();
+    post({ t: 'listening', port: listener.port, fd: listener.fd });
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    post({ t: 'listen-failed', code: e.code ?? 'TERN_LISTEN_FAILED', message: e.message ?? String(err) });
+  }
+}
+
+/** Contains a crash: clients go (wills fire), sessions and retained messages carry over. */
+function restart(error: unknown): void {
+  restarts++;
+  const old = broker;
+  for (const client of [...old.connections]) client.close('internal-error');
+  const contents = old.snapshotContents();
+  const next = new Broker(config, log, { link, sys: false });
+  old.replacedBy = next;
+  broker = next;
+  next.restore(contents);
+  link.announceAll(next.localFilters());
+  if (listener !== null) next.startServing();
+  old.stopTimers();
+  post({ t: 'crashed', error: error instanceof Error ? error.message : String(error), restarts });
+}
+
+process.on('uncaughtException', (err) => {
+  log.error({ err }, 'routing worker crashed: restarting its broker');
+  try {
+    restart(err);
+  } catch (second) {
+    // Nothing sane is left to do in this thread; the supervisor sees it exit.
+    log.fatal({ err: second }, 'routing worker could not recover');
+    process.exit(1);
+  }
+});
+
+port.on('message', (message: ToWorker) => {
+  switch (message.t) {
+    case 'peers':
+      for (const [index, peerPort] of Object.entries(message.ports)) link.addPeer(Number(index), peerPort);
+      return;
+    case 'listen':
+      void listen(message.fd);
+      return;
+    case 'restore':
+      broker.restore(decodeSnapshot(message.snapshot, broker.sessionLimits));
+      post({ t: 'restored' });
+      return;
+    case 'claimed':
+      link.claimed(message.req, { session: message.session, from: message.from });
+      return;
+    case 'release': {
+      const session = releaseSession(broker, message.clientId, message.clean, message.to);
+      post({ t: 'released', req: message.req, session });
+      return;
+    }
+    case 'stats': {
+      const snapshot = snapshotStats(broker, String(data.index));
+      snapshot.gauges.routeTableFilters = link.routes.filterCount;
+      post({ t: 'stats', req: message.req, snapshot });
+      return;
+    }
+    case 'snapshot': {
+      const contents = broker.snapshotContents();
+      const bytes = encodeSnapshot({
+        sessions: contents.sessions,
+        retained: message.retained ? contents.retained : [],
+      });
+      post({ t: 'snapshot', req: message.req, bytes });
+      return;
+    }
+    case 'config':
+      broker.applyConfig(message.config);
+      if (listener !== null) listener.maxConnections = broker.config.maxConnections;
+      return;
+    case 'log-level':
+      broker.setLogLevel(message.level);
+      return;
+    case 'sys':
+      for (const [topic, value] of message.values) broker.publish(new Message(topic, Buffer.from(value), 0, true, ''));
+      return;
+    case 'stop':
+      void stop(message.graceMs);
+      return;
+    case 'crash':
+      setImmediate(() => {
+        throw new Error('crash requested by the supervisor (debug hook)');
+      });
+      return;
+  }
+});
+
+async function stop(graceMs: number): Promise<void> {
+  const closing = listener?.close();
+  listener = null;
+  await broker.stop(graceMs);
+  link.flushNow();
+  await closing;
+  post({ t: 'stopped', snapshot: encodeSnapshot(broker.snapshotContents()) });
+}
