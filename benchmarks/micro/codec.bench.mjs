@@ -4,16 +4,34 @@
  *
  *   npm run bench:codec                      (from the repository root: build, then run)
  *   node benchmarks/micro/codec.bench.mjs [--rounds 9] [--time 80] [--warmup 250] [--no-gc]
- *        [--case publish-16b] [--op decode|stream|encode] [--impl tern|mqtt-packet]
+ *        [--case publish-16b] [--op decode|stream|encode|gather] [--impl tern|mqtt-packet|floor]
  *        [--json | --json=FILE]
  *
  * Every case is one batch of packets (1000, or 128 for 64 KiB payloads). Operations:
  *   decode  the whole batch concatenated in one Buffer, pushed at once
  *           (Tern: new PacketDecoder(cb, { protocolVersion }).push(buf); mqtt-packet: parser.parse(buf))
  *   stream  the same Buffer cut into 1460-byte chunks (TCP segments), pushed chunk by chunk
- *   encode  the case's packet encoded once per batch entry (Tern: encode(p, v); mqtt-packet: generate(p, opts))
+ *   encode  the case's packet encoded into one Buffer per batch entry
+ *           (Tern: encode(p, v); mqtt-packet: generate(p, opts)); the payload is copied
+ *   gather  64 KiB PUBLISH only: the bytes handed to a writer as separate Buffers, payload by
+ *           reference, for a gathered write (cork + writes, or writev), so the payload is never
+ *           copied (Tern: encodePublishHeader(p, v), then the header and p.payload; mqtt-packet:
+ *           writeToStream(p, sink, opts), as aedes sends). This is how a large payload should
+ *           leave; below a few KiB, copying the payload costs less than a second write, and
+ *           encode is the path. The sink keeps the chunks by reference, as a corked socket
+ *           would; mqtt-packet hands it the topic as a string, which a real socket would still
+ *           have to encode (not counted).
  * Both sides decode the same bytes and encode packet objects of the same shape; before timing,
- * both encoders must produce identical bytes and both decoders the same fields.
+ * both encoders (and both gather paths) must produce identical bytes and both decoders the same
+ * fields.
+ *
+ * The third implementation, "floor", runs for the 64 KiB cases only: the least work any codec
+ * must do there, with no parsing at all. stream: Buffer.allocUnsafe(body length) and one copy of
+ * each body cut by a chunk boundary (a payload handed out as one Buffer must be contiguous);
+ * encode: Buffer.allocUnsafe(packet length) and one copy of the payload. A second table gives
+ * Tern / floor and mqtt-packet / floor (median of per-round ratios): a codec at about 1.0x of the
+ * floor is bound by that allocation and copy, and mqtt-packet / floor bounds the ratio any
+ * decoder or one-Buffer encoder can reach against mqtt-packet.
  *
  * A sample runs whole batches until --time ms have passed. Each round takes one sample per
  * side (A B, then B A in the next round, and so on), after --warmup ms per side. A full GC
@@ -31,7 +49,7 @@ import os from 'node:os';
 import process from 'node:process';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { encode, PacketDecoder } from '@tern/protocol';
+import { encode, encodePublishHeader, PacketDecoder } from '@tern/protocol';
 import mqtt from 'mqtt-packet';
 
 const hrtime = process.hrtime;
@@ -157,8 +175,8 @@ const CASES = [
   { id: 'publish-16b-qos1', label: 'PUBLISH 16 B QoS 1', v: 4, make: publish(16, 1), publish: true },
   { id: 'publish-256b-qos0', label: 'PUBLISH 256 B QoS 0', v: 4, make: publish(256, 0), publish: true },
   { id: 'publish-256b-qos1', label: 'PUBLISH 256 B QoS 1', v: 4, make: publish(256, 1), publish: true },
-  { id: 'publish-64k-qos0', label: 'PUBLISH 64 KiB QoS 0', v: 4, make: publish(65536, 0), publish: true },
-  { id: 'publish-64k-qos1', label: 'PUBLISH 64 KiB QoS 1', v: 4, make: publish(65536, 1), publish: true },
+  { id: 'publish-64k-qos0', label: 'PUBLISH 64 KiB QoS 0', v: 4, make: publish(65536, 0), publish: true, large: true },
+  { id: 'publish-64k-qos1', label: 'PUBLISH 64 KiB QoS 1', v: 4, make: publish(65536, 1), publish: true, large: true },
   { id: 'subscribe-3', label: 'SUBSCRIBE 3 filters', v: 4, make: subscribe, publish: false },
   { id: 'connect-full', label: 'CONNECT will+user+pass', v: 4, make: connect, publish: false },
   {
@@ -170,8 +188,15 @@ const CASES = [
   },
 ];
 
-const OPS = ['decode', 'stream', 'encode'];
-const IMPLS = ['tern', 'mqtt-packet'];
+const OPS = ['decode', 'stream', 'encode', 'gather'];
+const IMPLS = ['tern', 'mqtt-packet', 'floor'];
+
+/** Whether `impl` runs `op` on case `c`: gather and the floor run for the 64 KiB cases only. */
+function supports(impl, op, c) {
+  if (op === 'gather') return c.large === true && impl !== 'floor';
+  if (impl === 'floor') return c.large === true && (op === 'stream' || op === 'encode');
+  return true;
+}
 
 // ---------------------------------------------------------------------------------------
 // Runners: each returns a function that processes one batch and returns a checksum.
@@ -220,6 +245,31 @@ function mqttParser(v, count) {
   return { parser, done };
 }
 
+/**
+ * Stands for a corked socket or a writev call: keeps one packet's chunks by reference. Reset
+ * before each packet; no cork method, so writeToStream schedules no uncork.
+ */
+class Sink {
+  constructor() {
+    this.chunks = new Array(16);
+    this.count = 0;
+  }
+
+  write(chunk) {
+    this.chunks[this.count++] = chunk;
+    return true;
+  }
+
+  destroy(err) {
+    throw err ?? new Error('sink destroyed');
+  }
+
+  /** The chunks written since the last reset, as one Buffer (strings as UTF-8). */
+  bytes() {
+    return Buffer.concat(this.chunks.slice(0, this.count).map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
+  }
+}
+
 const RUNNERS = {
   tern: {
     decode: (c) => {
@@ -246,6 +296,23 @@ const RUNNERS = {
         for (let i = 0; i < n; i++) {
           const b = encode(packet, v);
           sum += b.length + b[b.length - 1];
+        }
+        return sum;
+      };
+    },
+    gather: (c) => {
+      const packet = c.make();
+      const v = c.v;
+      const n = c.count;
+      const sink = new Sink();
+      return () => {
+        let sum = 0;
+        for (let i = 0; i < n; i++) {
+          sink.count = 0;
+          const header = encodePublishHeader(packet, v);
+          sink.write(header);
+          sink.write(packet.payload);
+          sum += sink.count + header.length + header[header.length - 1];
         }
         return sum;
       };
@@ -280,6 +347,63 @@ const RUNNERS = {
         return sum;
       };
     },
+    gather: (c) => {
+      const packet = c.make();
+      const genOpts = { protocolVersion: c.v };
+      const n = c.count;
+      const sink = new Sink();
+      return () => {
+        let sum = 0;
+        for (let i = 0; i < n; i++) {
+          sink.count = 0;
+          mqtt.writeToStream(packet, sink, genOpts);
+          const first = sink.chunks[0];
+          sum += sink.count + first.length + first[first.length - 1];
+        }
+        return sum;
+      };
+    },
+  },
+  floor: {
+    stream: (c) => {
+      const chunks = c.chunks;
+      const spans = c.cutBodies;
+      return () => {
+        let sum = 0;
+        for (let s = 0; s < spans.length; s += 2) {
+          const start = spans[s];
+          const end = spans[s + 1];
+          const body = Buffer.allocUnsafe(end - start);
+          let k = Math.floor(start / SEGMENT);
+          let pos = start;
+          while (pos < end) {
+            const base = k * SEGMENT;
+            const chunk = chunks[k++];
+            const from = pos - base;
+            const to = Math.min(chunk.length, end - base);
+            body.set(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to), pos - start);
+            pos = base + to;
+          }
+          sum += body[body.length - 1];
+        }
+        return sum;
+      };
+    },
+    encode: (c) => {
+      const payload = c.make().payload;
+      const total = c.packetBytes;
+      const at = total - payload.length;
+      const n = c.count;
+      return () => {
+        let sum = 0;
+        for (let i = 0; i < n; i++) {
+          const b = Buffer.allocUnsafe(total);
+          b.set(payload, at);
+          sum += b.length + b[b.length - 1];
+        }
+        return sum;
+      };
+    },
   },
 };
 
@@ -293,9 +417,30 @@ function prepare(c) {
   if (!reference.equals(ours)) {
     throw new Error(`${c.id}: encoders disagree\n tern ${ours.toString('hex')}\n mqtt ${reference.toString('hex')}`);
   }
+  if (c.large) {
+    const ternSink = new Sink();
+    const header = encodePublishHeader(c.make(), c.v);
+    ternSink.write(header);
+    ternSink.write(c.make().payload);
+    const mqttSink = new Sink();
+    mqtt.writeToStream(c.make(), mqttSink, { protocolVersion: c.v });
+    for (const [name, sink] of [
+      ['tern encodePublishHeader + payload', ternSink],
+      ['mqtt-packet writeToStream', mqttSink],
+    ]) {
+      if (!sink.bytes().equals(reference)) throw new Error(`${c.id}: ${name} differs from generate()`);
+    }
+  }
   const count = c.make().payload?.length >= 65536 ? BATCH_LARGE : BATCH;
   const wire = Buffer.concat(Array.from({ length: count }, () => reference));
-  const prepared = { ...c, count, packetBytes: reference.length, wire, chunks: segments(wire, SEGMENT) };
+  const prepared = {
+    ...c,
+    count,
+    packetBytes: reference.length,
+    wire,
+    chunks: segments(wire, SEGMENT),
+    cutBodies: cutBodies(reference, count),
+  };
   const ternOut = PacketDecoder.decodeAll(wire, { protocolVersion: c.v });
   const mqttOut = [];
   const parser = mqtt.parser({ protocolVersion: c.v });
@@ -310,6 +455,22 @@ function prepare(c) {
   const [a, b] = [summary(ternOut[count - 1]), summary(mqttOut[count - 1])];
   if (a !== b) throw new Error(`${c.id}: decoders disagree\n tern ${a}\n mqtt ${b}`);
   return prepared;
+}
+
+/**
+ * [start, end) wire offsets, flattened, of every packet body of the batch that crosses a
+ * chunk boundary: the bodies any decoder handing out one contiguous payload must copy.
+ */
+function cutBodies(packet, count) {
+  let headerLength = 2;
+  while (packet[headerLength - 1] & 0x80) headerLength++;
+  const spans = [];
+  for (let i = 0; i < count; i++) {
+    const start = i * packet.length + headerLength;
+    const end = (i + 1) * packet.length;
+    if (Math.floor(start / SEGMENT) !== Math.floor((end - 1) / SEGMENT)) spans.push(start, end);
+  }
+  return spans;
 }
 
 /** The fields both libraries decode the same way, as one comparable string. */
@@ -377,10 +538,16 @@ function measure(c, op, impls) {
     const order = round % 2 === 0 ? impls.map((_, i) => i) : impls.map((_, i) => impls.length - 1 - i);
     for (const i of order) rates[i].push(sample(runs[i], opts.time) * c.count);
   }
-  const result = {};
-  if (impls.length === 2) {
-    const paired = rates[0].map((t, round) => t / rates[1][round]);
-    result.paired = { median: median(paired), min: Math.min(...paired), max: Math.max(...paired) };
+  /** Per-round ratios a / b: median and range, or undefined when either side did not run. */
+  const paired = (a, b) => {
+    const [ia, ib] = [impls.indexOf(a), impls.indexOf(b)];
+    if (ia < 0 || ib < 0) return undefined;
+    const xs = rates[ia].map((x, round) => x / rates[ib][round]);
+    return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+  };
+  const result = { paired: paired('tern', 'mqtt-packet') };
+  if (impls.includes('floor')) {
+    result.floorPaired = { tern: paired('tern', 'floor'), 'mqtt-packet': paired('mqtt-packet', 'floor') };
   }
   impls.forEach((impl, i) => {
     const pps = median(rates[i]);
@@ -410,7 +577,7 @@ function fmtMB(x) {
 
 /** 'yes' when both the ratio of medians and the median of per-round ratios reach 3, 'no' when neither does. */
 function verdict(r) {
-  if (r.ratio === null) return '-';
+  if (r.ratio === null || r.paired === undefined) return '-';
   const hits = Number(r.ratio >= TARGET) + Number(r.paired.median >= TARGET);
   return hits === 2 ? 'yes' : hits === 0 ? 'no' : 'borderline';
 }
@@ -435,6 +602,21 @@ function table(rows) {
       r.paired ? `${r.paired.median.toFixed(2)}x (${r.paired.min.toFixed(2)}–${r.paired.max.toFixed(2)})` : '-',
       verdict(r),
     ];
+    out.push(`| ${cells.join(' | ')} |`);
+  }
+  return out.join('\n');
+}
+
+function floorTable(rows) {
+  const cell = (x) => (x === undefined ? '-' : `${x.median.toFixed(2)}x (${x.min.toFixed(2)}–${x.max.toFixed(2)})`);
+  const out = [
+    '| Case | Op | Floor pkt/s | Floor MB/s | Tern / floor | mqtt-packet / floor |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const f = r.floor;
+    const cells = [r.label, r.op, fmtRate(f.packetsPerSec), fmtMB(f.mbPerSec)];
+    cells.push(cell(r.floorPaired.tern), cell(r.floorPaired['mqtt-packet']));
     out.push(`| ${cells.join(' | ')} |`);
   }
   return out.join('\n');
@@ -475,7 +657,9 @@ const rows = [];
 for (const c of selectedCases) {
   const prepared = prepare(c);
   for (const op of selectedOps) {
-    const result = measure(prepared, op, selectedImpls);
+    const impls = selectedImpls.filter((impl) => supports(impl, op, c));
+    if (impls.length === 0) continue;
+    const result = measure(prepared, op, impls);
     const t = result.tern?.packetsPerSec;
     const m = result['mqtt-packet']?.packetsPerSec;
     const ratio = t !== undefined && m !== undefined ? t / m : null;
@@ -492,7 +676,7 @@ for (const c of selectedCases) {
     rows.push(row);
     log(
       `  ${c.id.padEnd(22)} ${op.padEnd(6)} ` +
-        selectedImpls.map((impl) => `${impl} ${fmtRate(result[impl].packetsPerSec)}pkt/s`).join('  ') +
+        impls.map((impl) => `${impl} ${fmtRate(result[impl].packetsPerSec)}pkt/s`).join('  ') +
         (ratio === null ? '' : `  ratio ${ratio.toFixed(2)}x`),
     );
   }
@@ -515,7 +699,13 @@ const doc = {
 if (opts.json === '-') {
   process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
 } else {
-  process.stdout.write(`${table(rows)}\n`);
+  const compared = rows.filter((r) => r.tern !== undefined || r['mqtt-packet'] !== undefined);
+  if (compared.length > 0) process.stdout.write(`${table(compared)}\n`);
+  const floored = rows.filter((r) => r.floor !== undefined);
+  if (floored.length > 0) {
+    process.stdout.write(`\nCopy floor (Buffer.allocUnsafe + one copy, no parsing; per-round ratios):\n\n`);
+    process.stdout.write(`${floorTable(floored)}\n`);
+  }
   const misses = rows.filter((r) => r.target && r.ratio !== null && verdict(r) !== 'yes');
   if (misses.length > 0) {
     process.stdout.write(

@@ -171,7 +171,8 @@ function decodePublish(flags: number, r: ByteReader, version: ProtocolVersion): 
   if (qos === 3) throw new ProtocolError('TERN_PROTO_QOS_INVALID');
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) throw new ProtocolError('TERN_PROTO_DUP_QOS0');
-  const topic = r.utf8();
+  const topic = r.topicName();
+  const wildcard = r.wildcard;
   const packet: PublishPacket = {
     cmd: 'publish',
     topic,
@@ -185,10 +186,11 @@ function decodePublish(flags: number, r: ByteReader, version: ProtocolVersion): 
     const props = readProperties(r, 3);
     if (props !== undefined) packet.properties = props;
   }
-  const v = topicNameViolation(topic);
-  // MQTT 5 allows an empty topic name when a Topic Alias stands in for it [MQTT-3.3.2-1..].
-  if (v !== null && !(v === 'TERN_PROTO_TOPIC_EMPTY' && packet.properties?.topicAlias !== undefined)) {
-    throw new ProtocolError(v, JSON.stringify(topic));
+  // No wildcards in a topic name [MQTT-3.3.2-2]; at least one character [MQTT-4.7.3-1], except
+  // that MQTT 5 allows an empty name when a Topic Alias stands in for it [MQTT-3.3.2-1..].
+  if (wildcard) throw new ProtocolError('TERN_PROTO_TOPIC_WILDCARD', JSON.stringify(topic));
+  if (topic.length === 0 && packet.properties?.topicAlias === undefined) {
+    throw new ProtocolError('TERN_PROTO_TOPIC_EMPTY', JSON.stringify(topic));
   }
   packet.payload = r.rest();
   return packet;

@@ -3,7 +3,8 @@
  *
  * A packet that lies whole inside a chunk is decoded in place (its payload is a view of the
  * chunk, not a copy). Only a packet cut by a chunk boundary is copied, into one buffer sized
- * from its fixed header, so at most one partial packet is held at a time. The size limit is
+ * from its fixed header (up to EAGER_BODY_MAX; grown as bytes come beyond it), so at most one
+ * partial packet is held at a time. The size limit is
  * checked from the fixed header before a byte of the body is buffered [MQTT-3.1.2-24].
  */
 import { MAX_PACKET_SIZE, REQUIRED_FLAGS } from './constants.js';
@@ -28,8 +29,15 @@ export interface DecoderOptions {
 
 export type PacketHandler = (packet: Packet) => void;
 
-/** Smallest buffer held for a cut packet body (grown by doubling up to its length). */
-const INITIAL_BODY_CAPACITY = 4096;
+/**
+ * Largest cut body allocated whole as soon as its fixed header is read, so it is copied once.
+ * A longer one starts at this size (or twice what has arrived) and doubles as bytes come: a
+ * header announcing 256 MiB makes the decoder hold at most 128 KiB until the bytes arrive.
+ * 128 KiB covers the common large payloads (64 KiB sensor frames, image tiles) in one
+ * allocation while bounding what a peer that sends only a header can make each connection
+ * reserve (10,000 such connections: 1.25 GiB at most, for the connect timeout or keepalive).
+ */
+const EAGER_BODY_MAX = 128 * 1024;
 
 /** Fixed-header states: the byte count of a header still being read from 1 to 5 bytes. */
 const HEADER_MAX = 5;
@@ -55,9 +63,20 @@ export class PacketDecoder {
     this.protocolVersion = options.protocolVersion ?? 4;
   }
 
+  /** Largest body buffer allocated before its bytes arrive (see EAGER_BODY_MAX). */
+  static readonly eagerBodyMax: number = EAGER_BODY_MAX;
+
   /** Bytes held for a packet not yet complete (0 between packets, and just after a fixed header). */
   get bufferedBytes(): number {
     return this.body === null ? this.headerLength : this.bodyFilled;
+  }
+
+  /**
+   * Size of the buffer allocated for a cut body (0 when none is held): at most
+   * max(eagerBodyMax, twice the bytes received), whatever length the header announced.
+   */
+  get bodyCapacity(): number {
+    return this.body === null ? 0 : this.body.length;
   }
 
   /** True while a packet has started but not finished (its header or body is cut). */
@@ -162,14 +181,14 @@ export class PacketDecoder {
   }
 
   /**
-   * Starts holding a cut packet body. The buffer starts at what has arrived (at least 4 KiB)
-   * and doubles as bytes come, up to the announced length: memory follows the bytes a peer
-   * actually sent, not the length its header claims.
+   * Starts holding a cut packet body: whole when it is at most EAGER_BODY_MAX, otherwise a
+   * buffer of EAGER_BODY_MAX (or twice what has arrived) that doubles as bytes come, so past
+   * that size memory follows the bytes a peer actually sent, not the length its header claims.
    */
   private startBody(first: number, remaining: number, chunk: Buffer, from: number): void {
     const have = chunk.length - from;
-    const body = Buffer.allocUnsafe(Math.min(remaining, Math.max(have * 2, INITIAL_BODY_CAPACITY)));
-    chunk.copy(body, 0, from);
+    const body = Buffer.allocUnsafe(Math.min(remaining, Math.max(have * 2, EAGER_BODY_MAX)));
+    if (have > 0) body.set(from === 0 ? chunk : chunk.subarray(from), 0);
     this.body = body;
     this.bodyLength = remaining;
     this.bodyFilled = have;
@@ -187,7 +206,9 @@ export class PacketDecoder {
       body = grown;
       this.body = grown;
     }
-    chunk.copy(body, this.bodyFilled, 0, take);
+    // Uint8Array#set of the whole chunk (the usual case) skips Buffer#copy's argument checks
+    // and the view it would make.
+    body.set(take === chunk.length ? chunk : chunk.subarray(0, take), this.bodyFilled);
     this.bodyFilled = needed;
     if (needed === this.bodyLength) {
       this.body = null;

@@ -1,5 +1,6 @@
 /**
- * The encoder: a packet becomes one Buffer (or is written into the caller's). Each packet's
+ * The encoder: a packet becomes one Buffer (or is written into the caller's, or, for a large
+ * PUBLISH, becomes a header sent ahead of the payload it does not copy). Each packet's
  * length is computed first, so the bytes are written once, into a buffer of the exact size,
  * with no intermediate arrays. Fixed header bytes come from precomputed tables.
  */
@@ -19,7 +20,7 @@ import type {
   UnsubscribePacket,
 } from './packets.js';
 import { propertiesBodyLength, writeProperties } from './properties.js';
-import { ByteWriter, binaryLength, stringLength, vbiLength } from './writer.js';
+import { ByteWriter, binaryLength, stringLength, topicLength, vbiLength } from './writer.js';
 
 /** First byte of a PUBLISH for each (dup << 3 | qos << 1 | retain). */
 export const PUBLISH_FIRST_BYTE: readonly number[] = Array.from({ length: 16 }, (_, flags) => 0x30 | flags);
@@ -35,6 +36,25 @@ export const DISCONNECT_BYTES: Buffer = Buffer.from([0xe0, 0x00]);
  */
 let propsLen = 0;
 let willPropsLen = 0;
+
+/**
+ * One writer for every encode call, pointed at the call's buffer. For the same reason as the
+ * slots above one is enough, and a ByteWriter per call is an allocation V8 does not remove
+ * (writePacket is too large to inline): reusing it made 16 B and 256 B PUBLISH encodes 1.2x to
+ * 1.3x faster. release() drops the buffer so the writer does not keep it alive.
+ */
+const NO_BYTES = Buffer.alloc(0);
+const writer = new ByteWriter(NO_BYTES, 0);
+
+function writerAt(buf: Buffer, pos: number): ByteWriter {
+  writer.buf = buf;
+  writer.pos = pos;
+  return writer;
+}
+
+function release(): void {
+  writer.buf = NO_BYTES;
+}
 
 function propsBlock(props: ConnectPacket['properties'], version: ProtocolVersion): number {
   if (version !== 5) return 0;
@@ -103,7 +123,7 @@ function connectLength(p: ConnectPacket, v: ProtocolVersion): number {
 }
 
 function publishLength(p: PublishPacket, v: ProtocolVersion): number {
-  return stringLength(p.topic) + (p.qos > 0 ? 2 : 0) + propsBlock(p.properties, v) + p.payload.length;
+  return topicLength(p.topic) + (p.qos > 0 ? 2 : 0) + propsBlock(p.properties, v) + p.payload.length;
 }
 
 /** MQTT 5 acks leave out reason code and properties when the code is 0 and there are none. */
@@ -150,7 +170,8 @@ export function encodedLength(packet: Packet, version: ProtocolVersion): number 
 export function encode(packet: Packet, version: ProtocolVersion): Buffer {
   const rl = bodyLength(packet, version);
   const buf = Buffer.allocUnsafe(1 + vbiLength(rl) + rl);
-  writePacket(packet, version, new ByteWriter(buf, 0), rl);
+  writePacket(packet, version, writerAt(buf, 0), rl);
+  release();
   return buf;
 }
 
@@ -163,7 +184,8 @@ export function encodeInto(packet: Packet, version: ProtocolVersion, target: Buf
   const total = 1 + vbiLength(rl) + rl;
   if (offset + total > target.length)
     throw new EncodeError(`target has room for ${target.length - offset} of ${total} bytes`);
-  writePacket(packet, version, new ByteWriter(target, offset), rl);
+  writePacket(packet, version, writerAt(target, offset), rl);
+  release();
   return total;
 }
 
@@ -234,7 +256,7 @@ function writeConnect(p: ConnectPacket, v: ProtocolVersion, w: ByteWriter): void
 }
 
 function writePublishBody(p: PublishPacket, v: ProtocolVersion, w: ByteWriter): void {
-  w.utf8(p.topic);
+  w.topic(p.topic);
   if (p.qos > 0) w.u16(checkId(p.messageId, 'PUBLISH'));
   if (v === 5) writeProperties(w, p.properties, propsLen);
   w.bytes(p.payload);
@@ -289,15 +311,13 @@ export interface EncodedPublish {
  * is written as 0 (or `messageId` when given) and patched per recipient with setPacketId.
  */
 export function encodePublishShared(packet: PublishPacket, version: ProtocolVersion): EncodedPublish {
-  const topicBytes = Buffer.byteLength(packet.topic, 'utf8');
-  if (topicBytes > 0xffff) throw new EncodeError('topic longer than 65535 bytes');
   const rl = publishLength(packet, version);
   const headerLen = 1 + vbiLength(rl);
   const bytes = Buffer.allocUnsafe(headerLen + rl);
-  const w = new ByteWriter(bytes, 0);
+  const w = writerAt(bytes, 0);
   w.u8(firstByte(packet));
   w.vbi(rl);
-  w.utf8(packet.topic);
+  w.topic(packet.topic);
   let idOffset = -1;
   if (packet.qos > 0) {
     idOffset = w.pos;
@@ -305,7 +325,31 @@ export function encodePublishShared(packet: PublishPacket, version: ProtocolVers
   }
   if (version === 5) writeProperties(w, packet.properties, propsLen);
   w.bytes(packet.payload);
+  release();
   return { bytes, idOffset };
+}
+
+/**
+ * The bytes of a PUBLISH up to its payload: fixed header (whose remaining length counts the
+ * payload), topic name, packet id at QoS > 0 (0 when `messageId` is absent, to be patched
+ * with setPacketId) and MQTT 5 properties. Sent followed by `packet.payload` (socket.cork()
+ * and two writes, or one writev), a large payload reaches the socket without being copied:
+ * header then payload are the bytes encode() gives. The payload goes by reference, so it must
+ * not change until written. setPacketId, setDup and publishIdOffset work on these bytes as on
+ * a whole packet.
+ */
+export function encodePublishHeader(packet: PublishPacket, version: ProtocolVersion): Buffer {
+  const rl = publishLength(packet, version);
+  const headerLen = 1 + vbiLength(rl) + rl - packet.payload.length;
+  const bytes = Buffer.allocUnsafe(headerLen);
+  const w = writerAt(bytes, 0);
+  w.u8(firstByte(packet));
+  w.vbi(rl);
+  w.topic(packet.topic);
+  if (packet.qos > 0) w.u16(packet.messageId === undefined ? 0 : checkId(packet.messageId, 'PUBLISH'));
+  if (version === 5) writeProperties(w, packet.properties, propsLen);
+  release();
+  return bytes;
 }
 
 /**

@@ -7,6 +7,7 @@ export {
   encodeAck,
   encodedLength,
   encodeInto,
+  encodePublishHeader,
   encodePublishShared,
   PINGREQ_BYTES,
   PINGRESP_BYTES,

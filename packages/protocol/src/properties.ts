@@ -98,6 +98,31 @@ export const PROPERTY_SPECS: readonly PropertySpec[] = [
 const SPEC_BY_ID: (PropertySpec | undefined)[] = [];
 for (const spec of PROPERTY_SPECS) SPEC_BY_ID[spec.id] = spec;
 
+/** Position in PROPERTY_SPECS by name: encoding walks the keys an object has, not the table. */
+const INDEX_BY_NAME = new Map<string, number>(PROPERTY_SPECS.map((spec, i) => [spec.name, i]));
+// presentMask() keeps one bit per table entry in a 32-bit integer.
+if (PROPERTY_SPECS.length > 31) throw new Error('PROPERTY_SPECS outgrew presentMask()');
+
+/**
+ * Bit i set when PROPERTY_SPECS[i] is present (defined) in `props`. Walking the set bits from
+ * the lowest gives the table's order (ascending id), so the bytes do not depend on the order
+ * the object's keys were added in; a list usually holds 1 to 3 of the 27 properties.
+ */
+function presentMask(props: Properties): number {
+  const p = props as Record<string, unknown>;
+  let mask = 0;
+  for (const key in p) {
+    const i = INDEX_BY_NAME.get(key);
+    if (i !== undefined && p[key] !== undefined) mask |= 1 << i;
+  }
+  return mask;
+}
+
+/** Index of the lowest set bit of a non-zero mask. */
+function lowestBit(mask: number): number {
+  return 31 - Math.clz32(mask & -mask);
+}
+
 const ID_USER_PROPERTY = 0x26;
 const ID_SUBSCRIPTION_IDENTIFIER = 0x0b;
 
@@ -196,9 +221,9 @@ export function propertiesBodyLength(props: Properties | undefined): number {
   if (props === undefined) return 0;
   const p = props as Record<string, unknown>;
   let n = 0;
-  for (const spec of PROPERTY_SPECS) {
+  for (let mask = presentMask(props); mask !== 0; mask &= mask - 1) {
+    const spec = PROPERTY_SPECS[lowestBit(mask)] as PropertySpec;
     const v = p[spec.name];
-    if (v === undefined) continue;
     switch (spec.type) {
       case 'flag':
       case 'byte':
@@ -232,9 +257,9 @@ export function writeProperties(w: ByteWriter, props: Properties | undefined, bo
   w.vbi(bodyLength);
   if (props === undefined || bodyLength === 0) return;
   const p = props as Record<string, unknown>;
-  for (const spec of PROPERTY_SPECS) {
+  for (let mask = presentMask(props); mask !== 0; mask &= mask - 1) {
+    const spec = PROPERTY_SPECS[lowestBit(mask)] as PropertySpec;
     const v = p[spec.name];
-    if (v === undefined) continue;
     switch (spec.type) {
       case 'flag':
         w.u8(spec.id);

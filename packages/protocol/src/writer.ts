@@ -16,6 +16,41 @@ export function stringLength(value: string): number {
   return n + 2;
 }
 
+/**
+ * The last PUBLISH topic measured by topicLength(), with its UTF-8 bytes once it repeats.
+ * Buffer.byteLength and utf8Write are each a call into C++ that costs more than copying a
+ * 50-byte topic; a sender usually repeats a topic (a device's telemetry, one message encoded
+ * for each recipient), and with its bytes kept a repeated topic costs a string comparison and
+ * a memcpy. A topic seen once takes the plain path (byteLength, then utf8Write into the
+ * packet) and pays only the comparison; its bytes are kept on its first repeat. Topics over
+ * TOPIC_CACHE_CHARS UTF-16 units (each at most 3 bytes) are not kept. Encoding is synchronous,
+ * so one slot shared by all callers is safe.
+ */
+const TOPIC_CACHE_CHARS = 256;
+const topicScratch = Buffer.allocUnsafe(TOPIC_CACHE_CHARS * 3);
+let cachedTopic = '';
+let cachedTopicLength = 0;
+/** The kept bytes (a view of topicScratch), or null while the cached topic has not repeated. */
+let cachedTopicBytes: Buffer | null = null;
+
+/** Wire length of a PUBLISH topic (2-byte length prefix + UTF-8 bytes); see ByteWriter.topic. */
+export function topicLength(topic: string): number {
+  if (topic === cachedTopic) {
+    if (cachedTopicBytes === null) {
+      topicScratch.utf8Write(topic, 0);
+      cachedTopicBytes = topicScratch.subarray(0, cachedTopicLength);
+    }
+    return cachedTopicLength + 2;
+  }
+  const n = stringLength(topic);
+  if (topic.length <= TOPIC_CACHE_CHARS) {
+    cachedTopic = topic;
+    cachedTopicLength = n - 2;
+    cachedTopicBytes = null;
+  }
+  return n;
+}
+
 export function binaryLength(value: Buffer): number {
   if (value.length > 0xffff) throw new EncodeError('binary data longer than 65535 bytes');
   return value.length + 2;
@@ -64,13 +99,30 @@ export class ByteWriter {
     this.pos = p + 2 + n;
   }
 
+  /** A PUBLISH topic just measured by topicLength(): copied from its kept bytes when it has them. */
+  topic(v: string): void {
+    const kept = cachedTopicBytes;
+    if (kept === null || v !== cachedTopic) {
+      this.utf8(v);
+      return;
+    }
+    const b = this.buf;
+    const p = this.pos;
+    const n = kept.length;
+    b[p] = n >>> 8;
+    b[p + 1] = n & 0xff;
+    b.set(kept, p + 2);
+    this.pos = p + 2 + n;
+  }
+
   binary(v: Buffer): void {
     this.u16(v.length);
     this.bytes(v);
   }
 
   bytes(v: Buffer): void {
-    v.copy(this.buf, this.pos);
+    // Uint8Array#set: a plain memcpy, without Buffer#copy's argument checks.
+    this.buf.set(v, this.pos);
     this.pos += v.length;
   }
 }

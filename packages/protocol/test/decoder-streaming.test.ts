@@ -241,3 +241,64 @@ t.test('a payload whole inside a chunk is a view of it, not a copy', async (t) =
   t.equal(payload.buffer, chunk.buffer, 'same memory');
   t.equal(payload.byteOffset, chunk.byteOffset + chunk.length - 200, 'at the payload offset');
 });
+
+t.test('a cut body is allocated whole up to eagerBodyMax, and never beyond the bytes that came', async (t) => {
+  const max = PacketDecoder.eagerBodyMax;
+  /** PUBLISH 'big' QoS 0 with a body of `bodyLength` bytes: fixed header and the first `have` body bytes. */
+  const start = (bodyLength: number, have: number): Buffer => {
+    const header = [0x30];
+    for (let v = bodyLength; ; ) {
+      const digit = v % 128;
+      v = Math.floor(v / 128);
+      header.push(v > 0 ? digit | 0x80 : digit);
+      if (v === 0) break;
+    }
+    return Buffer.concat([Buffer.from(header), fromHex('0003 626967'), Buffer.alloc(have - 5, 0x61)]);
+  };
+
+  t.test('a body up to the limit is one buffer of its full length from the first chunk', async (t) => {
+    t.plan(5);
+    const out: Packet[] = [];
+    const decoder = new PacketDecoder((p) => out.push(p));
+    const first = start(max, 100);
+    decoder.push(first);
+    t.equal(decoder.bufferedBytes, 100);
+    t.equal(decoder.bodyCapacity, max, 'allocated whole: each later byte is copied once');
+    decoder.push(Buffer.alloc(max - 100 - 1, 0x61));
+    t.equal(decoder.bodyCapacity, max, 'never regrown');
+    decoder.push(Buffer.alloc(1, 0x61));
+    t.equal(out.length, 1);
+    t.equal(decoder.bodyCapacity, 0, 'released once the packet is out');
+  });
+
+  t.test('an announced 256 MiB packet holds at most eagerBodyMax while few bytes have come', async (t) => {
+    t.plan(3);
+    const decoder = new PacketDecoder(() => t.fail('no packet'));
+    decoder.push(start(268_435_455, 10));
+    t.equal(decoder.bufferedBytes, 10);
+    t.ok(decoder.bodyCapacity <= max, `capacity ${decoder.bodyCapacity} <= ${max}`);
+    t.ok(max <= 1024 * 1024, 'the eager limit itself is small');
+  });
+
+  t.test('beyond the limit the buffer grows with the bytes received, at most to twice them', async (t) => {
+    const bodyLength = 4 * max + 12_345;
+    const out: Packet[] = [];
+    const decoder = new PacketDecoder((p) => out.push(p));
+    decoder.push(start(bodyLength, 5));
+    let received = 5;
+    const breaches: string[] = [];
+    const chunk = Buffer.alloc(1460, 0x61);
+    while (received + chunk.length < bodyLength) {
+      decoder.push(chunk);
+      received += chunk.length;
+      const capacity = decoder.bodyCapacity;
+      if (capacity > Math.max(max, 2 * received)) breaches.push(`${capacity} bytes held after ${received} received`);
+    }
+    decoder.push(chunk.subarray(0, bodyLength - received));
+    t.strictSame(breaches, [], 'capacity <= max(eagerBodyMax, 2 x received) after every chunk');
+    t.equal(out.length, 1);
+    const packet = out[0];
+    t.equal(packet?.cmd === 'publish' ? packet.payload.length : -1, bodyLength - 5, 'the whole payload came out');
+    t.end();
+  });
+});
