@@ -218,9 +218,12 @@ export class Broker {
     const client = new Client(
       this,
       new Connection(socket, { maxPacketSize: this.config.maxPacketSize, counters: this.stats.sent }),
-      this.clock.now,
+      // The exact time, once per connection: the coarse clock can be most of a sweep old, and
+      // a connect timeout counted from it would cut a client whose CONNECT is still in time.
+      Date.now(),
     );
     this.connections.add(client);
+    client.log.debug('connection accepted');
   }
 
   /**

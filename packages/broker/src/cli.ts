@@ -30,6 +30,11 @@ async function main(): Promise<void> {
   const log = createRootLogger({ level: config.logLevel, pretty: config.logPretty, base: { node: config.nodeName } });
   const node = await TernNode.start(config, log);
   handleSignals(node, args, log);
+  node.supervisor.onFatal = () => {
+    // A worker thread ended (it could not recover): stop the rest cleanly and let the service
+    // manager restart the node.
+    node.stop().finally(() => process.exit(1));
+  };
 }
 
 function handleSignals(node: TernNode, args: ParsedArgs, log: Logger): void {

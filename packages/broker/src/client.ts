@@ -1,5 +1,5 @@
 import type { Connection, ConnectionHandler } from '@tern/listener';
-import { type Packet, ProtocolError, type ProtocolVersion } from '@tern/protocol';
+import { type Packet, ProtocolError, type ProtocolVersion, TYPE_BY_CMD } from '@tern/protocol';
 import type { Session } from '@tern/session';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
@@ -65,7 +65,11 @@ export class Client implements ConnectionHandler {
 
   onPacket(packet: Packet): void {
     this.lastSeen = this.broker.clock.now;
-    this.broker.stats.messagesReceived++;
+    const stats = this.broker.stats;
+    stats.messagesReceived++;
+    const type = TYPE_BY_CMD[packet.cmd];
+    stats.packetsReceived[type]++;
+    stats.bytesReceivedByType[type] += this.conn.decoder.packetLength;
     dispatch(this, packet);
   }
 

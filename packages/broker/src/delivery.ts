@@ -3,7 +3,7 @@
  * through the session's inflight window and queue. Also the resend of unacknowledged
  * messages when a persistent session reconnects [MQTT-4.4.0-1].
  */
-import { encodePublishShared, type QoS } from '@tern/protocol';
+import type { QoS } from '@tern/protocol';
 import { Enqueued, type HeldDelivery, type InflightEntry, type Message, type Session } from '@tern/session';
 import { writePubrel } from './acks.js';
 import type { Broker } from './broker.js';
@@ -98,16 +98,20 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
   broker.stats.publishSent++;
   broker.stats.deliveredByQos[0]++;
   broker.stats.messagesSent++;
-  client.conn.write(retain ? retainedBytes(message, 0) : message.qos0Bytes());
+  const t = message.template(0, retain);
+  if (t.payload === null) client.conn.write(t.bytes);
+  else client.conn.writeWithPayload(t.bytes, -1, 0, 0, t.payload);
 }
 
 /** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
-  const template = entry.retain ? encodeRetained(entry.message, entry.qos) : entry.message.sharedBytes(entry.qos);
+  const t = entry.message.template(entry.qos, entry.retain);
   broker.stats.publishSent++;
   broker.stats.messagesSent++;
   if (!dup) broker.stats.deliveredByQos[entry.qos]++;
-  client.conn.writeWithId(template.bytes, template.idOffset, entry.id, dup ? DUP_FLAG : 0);
+  const bits = dup ? DUP_FLAG : 0;
+  if (t.payload === null) client.conn.writeWithId(t.bytes, t.idOffset, entry.id, bits);
+  else client.conn.writeWithPayload(t.bytes, t.idOffset, entry.id, bits, t.payload);
 }
 
 /** Fills the inflight window from the queue while the client is online. */
@@ -133,18 +137,4 @@ export function resume(broker: Broker, session: Session, client: Client): void {
     }
   }
   drain(broker, session);
-}
-
-function encodeRetained(message: Message, qos: 1 | 2) {
-  return encodePublishShared(
-    { cmd: 'publish', topic: message.topic, payload: message.payload, qos, retain: true, dup: false },
-    4,
-  );
-}
-
-function retainedBytes(message: Message, qos: 0): Buffer {
-  return encodePublishShared(
-    { cmd: 'publish', topic: message.topic, payload: message.payload, qos, retain: true, dup: false },
-    4,
-  ).bytes;
 }

@@ -24,3 +24,5 @@ export { TernNode } from './node.js';
 export { PersistenceError, SnapshotFile } from './persistence.js';
 export { BrokerStats, type RejectReason } from './stats.js';
 export { VERSION } from './version.js';
+export type { SessionInfo } from './workers/messages.js';
+export { Supervisor, type SupervisorOptions } from './workers/supervisor.js';

@@ -13,6 +13,8 @@ export interface RootLoggerOptions {
    * stream through the main thread, which a line must not wait on or outlive).
    */
   directStdout?: boolean;
+  /** Where lines go instead of stdout (a test's capture, a worker's parent). Not with `pretty`. */
+  stream?: { write(line: string): void };
 }
 
 /** The one root logger. Library packages never configure logging; they get child loggers. */
@@ -22,6 +24,7 @@ export function createRootLogger(options: RootLoggerOptions): Logger {
     base: { pid: process.pid, ...options.base },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  if (options.stream !== undefined) return pino(settings, options.stream);
   if (options.pretty !== true) {
     return options.directStdout === true ? pino(settings, pino.destination({ dest: 1, sync: true })) : pino(settings);
   }

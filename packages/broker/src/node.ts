@@ -11,7 +11,6 @@ import { type HttpServer, type ReadyState, startHttpServer } from './http-server
 import type { Logger } from './logger.js';
 import { TernMetrics } from './metrics/collector.js';
 import { PersistenceError, SnapshotFile } from './persistence.js';
-import { sysValuesFromSnapshots } from './sys-topics.js';
 import { Supervisor } from './workers/supervisor.js';
 
 /** Share of the shutdown time given to clients to take their last bytes; the rest is for saving. */
@@ -29,8 +28,6 @@ export class TernNode {
   private phase: Phase = 'starting';
   private stopping: Promise<void> | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly startedAt = Date.now();
-  private clientsMaximum = 0;
 
   private constructor(config: BrokerConfig, log: Logger, supervisor: Supervisor, file: SnapshotFile | null) {
     this.config = config;
@@ -115,11 +112,11 @@ export class TernNode {
       this.log.info('config reloaded: nothing changed');
       return diff;
     }
-    const config = this.config as unknown as Record<string, unknown>;
-    for (const key of applied) config[key] = next[key];
+    const updated = { ...this.config } as Record<string, unknown>;
+    for (const key of applied) updated[key] = next[key];
+    // The supervisor applies it to the config this node shares with it, and to every worker.
+    this.supervisor.reload(updated as unknown as BrokerConfig);
     if (applied.includes('logLevel')) this.log.level = this.config.logLevel;
-    this.supervisor.reload({ ...this.config });
-    if (applied.includes('sysInterval')) this.startSysTimer();
     const changes = Object.fromEntries(applied.map((key) => [key, { from: before[key], to: next[key] }]));
     this.log.info({ changes, restartNeeded }, `config reloaded: ${applied.length} setting(s) changed`);
     if (restartNeeded.length > 0) {
@@ -148,7 +145,6 @@ export class TernNode {
   }
 
   private startTimers(): void {
-    this.startSysTimer();
     const file = this.file;
     if (file !== null && this.config.persistenceInterval > 0) {
       const timer = setInterval(() => {
@@ -160,31 +156,5 @@ export class TernNode {
       timer.unref();
       this.timers.push(timer);
     }
-  }
-
-  private sysTimer: NodeJS.Timeout | null = null;
-
-  /** $SYS figures of the whole node, published through worker 0 (retained: every worker keeps them). */
-  private startSysTimer(): void {
-    if (this.sysTimer !== null) clearInterval(this.sysTimer);
-    this.sysTimer = null;
-    const seconds = this.config.sysInterval;
-    if (seconds === 0) return;
-    const publish = (): void => {
-      this.supervisor.stats().then(
-        (snapshots) => {
-          if (this.phase === 'stopping') return;
-          let connected = 0;
-          for (const s of snapshots) connected += s.gauges.clientsConnected;
-          this.clientsMaximum = Math.max(this.clientsMaximum, connected);
-          this.supervisor.publishSys(sysValuesFromSnapshots(snapshots, this.startedAt, this.clientsMaximum));
-        },
-        (err: unknown) => this.log.warn({ err }, '$SYS figures could not be collected'),
-      );
-    };
-    publish();
-    this.sysTimer = setInterval(publish, seconds * 1000);
-    this.sysTimer.unref();
-    this.timers.push(this.sysTimer);
   }
 }

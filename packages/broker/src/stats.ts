@@ -54,6 +54,8 @@ export class BrokerStats {
   bytesSent = 0;
   /** Packets decoded from clients, by packet type. */
   readonly packetsReceived = new Float64Array(PACKET_TYPE_SLOTS);
+  /** Bytes of those packets (fixed header included), by packet type. */
+  readonly bytesReceivedByType = new Float64Array(PACKET_TYPE_SLOTS);
   /** Packets and bytes written to clients, by packet type: every Connection counts into these. */
   readonly sent: ConnectionCounters = {
     packetsSent: new Float64Array(PACKET_TYPE_SLOTS),
@@ -75,6 +77,11 @@ export class BrokerStats {
   protocolErrors = 0;
   keepaliveTimeouts = 0;
   takeovers = 0;
+  /** Publishes sent to other members (one per interested member) and received from them. */
+  forwardedOut = 0;
+  forwardedIn = 0;
+  /** Times this member's broker was restarted after a crash (in its worker thread). */
+  restarts = 0;
 
   get droppedTotal(): number {
     return this.droppedSlowSubscriber + this.droppedQueueFull + this.droppedOffline;

@@ -104,7 +104,7 @@ export function sysValuesFromSnapshots(
     publishReceived += c.packetsReceived[PUBLISH] ?? 0;
     publishSent += c.packetsSent[PUBLISH] ?? 0;
     dropped += sum(Object.values(c.messagesDropped));
-    bytesReceived += c.bytesReceived;
+    bytesReceived += sum(c.bytesReceived);
     bytesSent += sum(c.bytesSent);
     subscriptions += g.subscriptions;
     retained = Math.max(retained, g.retainedMessages);

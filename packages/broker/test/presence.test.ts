@@ -11,8 +11,9 @@ import { Inbox, run } from './support/mqttjs.js';
  * is there [MQTT-3.1.2-8] [MQTT-3.1.2-17] [MQTT-3.3.1-5].
  */
 t.test('presence with a retained will', async (t) => {
-  const { broker, port, logs, stop } = await startBroker();
-  t.teardown(stop);
+  const tb = await startBroker();
+  const { port, logs } = tb;
+  t.teardown(tb.stop);
   const options = { host: '127.0.0.1', port, protocolVersion: 4 as const, reconnectPeriod: 0 };
 
   const observer = await mqtt.connectAsync({ ...options, clientId: 'observer' });
@@ -51,7 +52,7 @@ t.test('presence with a retained will', async (t) => {
     const dev2 = await mqtt.connectAsync({ ...options, clientId: 'dev2', will: { ...will, topic: 'dev2/status' } });
     await dev2.publishAsync('dev2/status', 'online', { qos: 1, retain: true });
     await dev2.endAsync();
-    await serverClosed(broker, 'dev2');
+    await serverClosed(tb, 'dev2');
     t.same(
       (await upToMarker()).map((m) => `${m.topic}:${m.payload}`),
       ['dev2/status:online', `presence/marker:${markers}`],
@@ -106,7 +107,7 @@ t.test('presence with a retained will', async (t) => {
       ...will.map((a) => (a === 'dev3/status' ? 'dev4/status' : a)),
     ]);
     t.equal(clean.code, 0);
-    await serverClosed(broker, 'dev4');
+    await serverClosed(tb, 'dev4');
     t.same(
       (await upToMarker()).map((m) => `${m.topic}:${m.payload}`),
       ['dev4/status:online', `presence/marker:${markers}`],

@@ -4,8 +4,9 @@ import { publish, receive, receiveUntil, serverClosed, subscribe, text } from '.
 
 t.test('takeover: a second CONNECT with the same client id', async (t) => {
   // A window of 2 so that some messages are in flight and others queued at the takeover.
-  const { broker, port, logs, stop } = await startBroker({ maxInflight: 2 });
-  t.teardown(stop);
+  const tb = await startBroker({ maxInflight: 2 });
+  const { port, logs } = tb;
+  t.teardown(tb.stop);
   const { client: pub } = await RawClient.connected(port, { clientId: 'tk-publisher' });
   t.teardown(() => pub.destroy());
 
@@ -20,7 +21,9 @@ t.test('takeover: a second CONNECT with the same client id', async (t) => {
     const line = await logs.waitFor((l) => l.clientId === 'tk-a' && l.msg.includes('taken over'));
     t.match(line.msg, /connection taken over by a new CONNECT with the same client id/);
     await logs.waitFor((l) => l.clientId === 'tk-a' && l.reason === 'takeover');
-    t.equal(broker.clients.size, 2, 'one live client per id (and the publisher)');
+    if (tb.broker !== null) t.equal(tb.broker.clients.size, 2, 'one live client per id (and the publisher)');
+    t.equal((await tb.stats()).gauges.clientsConnected, 2, 'one connected client per id (and the publisher)');
+    t.match(await tb.session('tk-a'), { online: true }, 'the session has its live connection');
     second.send({ cmd: 'pingreq' });
     await second.expect('pingresp');
   });
@@ -113,7 +116,7 @@ t.test('takeover: a second CONNECT with the same client id', async (t) => {
     await first.waitClosed();
     // The second leaves cleanly: its own will is discarded [MQTT-3.1.2-10].
     await second.disconnect();
-    await serverClosed(broker, 'tk-e');
+    await serverClosed(tb, 'tk-e');
     await publish(pub, 'tk/will/marker', 'marker', 1);
     t.same(
       (await receiveUntil(watcher, 'tk/will/marker')).map((p) => `${p.topic}:${text(p)}`),
@@ -134,6 +137,11 @@ t.test('takeover: a second CONNECT with the same client id', async (t) => {
     await Promise.all(clients.slice(0, -1).map((c) => c.waitClosed()));
     const last = clients[clients.length - 1] as RawClient;
     t.equal(last.closed, false);
-    t.equal(broker.clients.get('tk-f')?.conn.isClosed, false, 'the broker holds the last one');
+    if (tb.broker !== null)
+      t.equal(tb.broker.clients.get('tk-f')?.conn.isClosed, false, 'the broker holds the last one');
+    last.send({ cmd: 'pingreq' });
+    await last.expect('pingresp');
+    t.match(await tb.session('tk-f'), { online: true, persistent: true }, 'the session is online, with the last one');
+    t.equal((await tb.stats()).gauges.clientsConnected, 2, 'one connected client for the id (and the publisher)');
   });
 });

@@ -11,8 +11,9 @@ const will = (topic: string, payload: string, qos: QoS = 1, retain = false): Wil
 });
 
 t.test('will message', async (t) => {
-  const { broker, port, logs, stop } = await startBroker();
-  t.teardown(stop);
+  const tb = await startBroker();
+  const { port, logs } = tb;
+  t.teardown(tb.stop);
 
   // One watcher at QoS 2 sees every will at the QoS it was published with.
   const { client: watcher } = await RawClient.connected(port, { clientId: 'will-watcher' });
@@ -90,7 +91,7 @@ t.test('will message', async (t) => {
       const id = `will-clean-${clean}`;
       const { client } = await RawClient.connected(port, { clientId: id, clean, will: will('will/clean', 'no') });
       await client.disconnect();
-      await serverClosed(broker, id);
+      await serverClosed(tb, id);
       const got = await upToMarker();
       t.same(
         got.map((p) => p.topic),
@@ -129,7 +130,7 @@ t.test('will message', async (t) => {
     const { client: bad } = await RawClient.connected(port, { clientId: 'will-once', will: will('will/once', 'a') });
     bad.sendBytes([0x36, 0x00]);
     await bad.waitClosed();
-    await serverClosed(broker, 'will-once');
+    await serverClosed(tb, 'will-once');
     t.same(
       (await upToMarker()).map((p) => `${p.topic}:${text(p)}`),
       ['will/once:a', `will/marker:m${markers}`],
@@ -146,7 +147,7 @@ t.test('will message', async (t) => {
     await first.waitClosed();
     second.destroy();
     await second.waitClosed();
-    await serverClosed(broker, 'will-once');
+    await serverClosed(tb, 'will-once');
     t.same(
       (await upToMarker()).map((p) => `${p.topic}:${text(p)}`),
       ['will/once:b', `will/marker:m${markers}`],
@@ -160,7 +161,7 @@ t.test('will message', async (t) => {
       ),
     );
     for (const { client } of clients) client.destroy();
-    await Promise.all(clients.map((_, i) => serverClosed(broker, `will-many-${i}`)));
+    await Promise.all(clients.map((_, i) => serverClosed(tb, `will-many-${i}`)));
     const got = (await upToMarker()).filter((p) => p.topic.startsWith('will/many/'));
     t.equal(got.length, 20, '20 wills');
     t.equal(new Set(got.map((p) => p.topic)).size, 20, 'one per client');

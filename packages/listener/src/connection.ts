@@ -57,7 +57,15 @@ export class Connection {
   private readonly patchOffsets: number[] = [];
   /** Per pending entry: the packet id, with the bits to OR into the first byte above bit 16. */
   private readonly patchValues: number[] = [];
+  /**
+   * Per pending entry: a large payload sent after it by reference (writeWithPayload), or null.
+   * Such payloads are never copied into the turn's Buffer: the turn leaves as one writev.
+   */
+  private readonly tails: (Buffer | null)[] = [];
+  private tailCount = 0;
+  private tailBytes = 0;
   private patched = 0;
+  /** Bytes of the pending entries, not counting their tails. */
   private pendingBytes = 0;
   private readonly flush = (): void => {
     this.flushScheduled = false;
@@ -75,13 +83,18 @@ export class Connection {
   private sendPending(): void {
     const count = this.pending.length;
     if (count === 0) return;
-    const out = this.closed ? null : this.gather(count);
+    if (!this.closed) {
+      if (this.tailCount === 0) this.socket.write(this.gather(count));
+      else this.sendWithTails(count);
+    }
     this.pending.length = 0;
     this.patchOffsets.length = 0;
     this.patchValues.length = 0;
+    this.tails.length = 0;
+    this.tailCount = 0;
+    this.tailBytes = 0;
     this.patched = 0;
     this.pendingBytes = 0;
-    if (out !== null) this.socket.write(out);
   }
 
   /**
@@ -92,22 +105,45 @@ export class Connection {
     const pending = this.pending;
     if (count === 1 && this.patched === 0) return pending[0] as Buffer;
     const out = Buffer.allocUnsafe(this.pendingBytes);
-    const offsets = this.patchOffsets;
-    const values = this.patchValues;
+    for (let i = 0, at = 0; i < count; i++) at = this.copyEntry(i, out, at);
+    return out;
+  }
+
+  /**
+   * The turn's small entries copied into one Buffer as usual, with each large payload written
+   * by reference where it belongs: one corked writev, no copy of the payloads.
+   */
+  private sendWithTails(count: number): void {
+    const out = Buffer.allocUnsafe(this.pendingBytes);
+    const socket = this.socket;
+    socket.cork();
+    let runStart = 0;
     let at = 0;
     for (let i = 0; i < count; i++) {
-      const bytes = pending[i] as Buffer;
-      bytes.copy(out, at);
-      const idOffset = offsets[i] as number;
-      if (idOffset >= 0) {
-        const value = values[i] as number;
-        out[at] = (out[at] as number) | (value >>> 16);
-        out[at + idOffset] = (value >>> 8) & 0xff;
-        out[at + idOffset + 1] = value & 0xff;
+      at = this.copyEntry(i, out, at);
+      const tail = this.tails[i];
+      if (tail !== null && tail !== undefined) {
+        socket.write(out.subarray(runStart, at));
+        socket.write(tail);
+        runStart = at;
       }
-      at += bytes.length;
     }
-    return out;
+    if (runStart < at) socket.write(out.subarray(runStart, at));
+    socket.uncork();
+  }
+
+  /** Copies pending entry `i` into `out` at `at`, patching its id; returns the next offset. */
+  private copyEntry(i: number, out: Buffer, at: number): number {
+    const bytes = this.pending[i] as Buffer;
+    bytes.copy(out, at);
+    const idOffset = this.patchOffsets[i] as number;
+    if (idOffset >= 0) {
+      const value = this.patchValues[i] as number;
+      out[at] = (out[at] as number) | (value >>> 16);
+      out[at + idOffset] = (value >>> 8) & 0xff;
+      out[at + idOffset + 1] = value & 0xff;
+    }
+    return at + bytes.length;
   }
 
   constructor(socket: Socket, options: ConnectionOptions = {}) {
@@ -129,12 +165,12 @@ export class Connection {
 
   /** Bytes written but not yet taken by the kernel: how far behind this reader is. */
   get writableLength(): number {
-    return this.socket.writableLength + this.pendingBytes;
+    return this.socket.writableLength + this.pendingBytes + this.tailBytes;
   }
 
   /** Queues bytes for the peer. They leave at the end of this event-loop turn; don't change them. */
   write(bytes: Buffer): void {
-    this.enqueue(bytes, -1, 0);
+    this.enqueue(bytes, -1, 0, null);
   }
 
   /**
@@ -144,25 +180,41 @@ export class Connection {
    */
   writeWithId(template: Buffer, idOffset: number, id: number, firstByteBits = 0): void {
     this.patched++;
-    this.enqueue(template, idOffset, id | (firstByteBits << 16));
+    this.enqueue(template, idOffset, id | (firstByteBits << 16), null);
   }
 
-  private enqueue(bytes: Buffer, idOffset: number, value: number): void {
+  /**
+   * Queues a packet as a head (a PUBLISH up to its payload: patched like writeWithId when
+   * `idOffset` >= 0) and its payload, sent by reference after it: a large payload reaches the
+   * socket without being copied. Neither may change until written.
+   */
+  writeWithPayload(head: Buffer, idOffset: number, id: number, firstByteBits: number, payload: Buffer): void {
+    if (idOffset >= 0) this.patched++;
+    this.enqueue(head, idOffset, id | (firstByteBits << 16), payload);
+  }
+
+  private enqueue(bytes: Buffer, idOffset: number, value: number, tail: Buffer | null): void {
     if (this.closed) return;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);
     }
-    this.bytesSent += bytes.length;
+    const length = tail === null ? bytes.length : bytes.length + tail.length;
+    this.bytesSent += length;
     const counters = this.counters;
     if (counters !== null) {
       const type = (bytes[0] as number) >> 4;
       counters.packetsSent[type]++;
-      counters.bytesSent[type] += bytes.length;
+      counters.bytesSent[type] += length;
     }
     this.pending.push(bytes);
     this.patchOffsets.push(idOffset);
     this.patchValues.push(value);
+    this.tails.push(tail);
+    if (tail !== null) {
+      this.tailCount++;
+      this.tailBytes += tail.length;
+    }
     this.pendingBytes += bytes.length;
   }
 

@@ -123,3 +123,21 @@ t.test('writes after close are ignored', async (t) => {
   t.equal(conn.isClosed, true);
   t.equal(conn.writableLength, 0);
 });
+
+t.test('writeWithPayload sends a patched head and its payload by reference, in order with the rest', async (t) => {
+  const { conn, peer } = await pair(t);
+  const payload = Buffer.alloc(64 * 1024, 0x70);
+  const head = Buffer.from([0x32, 0x00, 0x00, 0x01, 0x61, 0x00, 0x00]);
+  conn.write(Buffer.from([0xd0, 0x00]));
+  conn.writeWithPayload(head, 5, 0x0102, 0x08, payload);
+  conn.write(Buffer.from([0xe0, 0x00]));
+  t.equal(conn.writableLength, 2 + head.length + payload.length + 2, 'the payload counts as pending');
+  const total = 2 + head.length + payload.length + 2;
+  const bytes = await readBytes(peer, total);
+  t.same([...bytes.subarray(0, 2)], [0xd0, 0x00]);
+  t.same([...bytes.subarray(2, 9)], [0x3a, 0x00, 0x00, 0x01, 0x61, 0x01, 0x02], 'head patched (id, DUP)');
+  t.equal(bytes.subarray(9, 9 + payload.length).equals(payload), true, 'payload intact');
+  t.same([...bytes.subarray(total - 2)], [0xe0, 0x00], 'what followed comes after the payload');
+  t.same([...head], [0x32, 0x00, 0x00, 0x01, 0x61, 0x00, 0x00], 'head template untouched');
+  t.equal(conn.bytesSent, total);
+});

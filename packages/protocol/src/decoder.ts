@@ -47,6 +47,8 @@ export class PacketDecoder {
   maxPacketSize: number;
 
   private readonly onPacket: PacketHandler;
+  /** Wire length (fixed header included) of the packet being handed to onPacket: for byte counts. */
+  packetLength = 0;
   private readonly reader = new ByteReader();
   /** Bytes of a fixed header cut by a chunk boundary (at most 5). */
   private readonly header = Buffer.alloc(HEADER_MAX);
@@ -220,6 +222,9 @@ export class PacketDecoder {
 
   private emit(first: number, buf: Buffer, start: number, end: number): void {
     const type = first >> 4;
+    const bodyLength = end - start;
+    this.packetLength =
+      1 + (bodyLength < 128 ? 1 : bodyLength < 16_384 ? 2 : bodyLength < 2_097_152 ? 3 : 4) + bodyLength;
     const r = this.reader;
     r.reset(buf, start, end);
     const packet = decodeBody(type, first & 0x0f, r, this.protocolVersion);

@@ -4,7 +4,14 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
-import { type DecoderOptions, type Packet, PacketDecoder, ProtocolError, type ProtocolVersion } from '../src/index.js';
+import {
+  type DecoderOptions,
+  encode,
+  type Packet,
+  PacketDecoder,
+  ProtocolError,
+  type ProtocolVersion,
+} from '../src/index.js';
 import { fromHex } from './fixtures/hex.js';
 import { type ValidRow, validPackets } from './fixtures/valid-packets.js';
 
@@ -301,4 +308,20 @@ t.test('a cut body is allocated whole up to eagerBodyMax, and never beyond the b
     t.equal(packet?.cmd === 'publish' ? packet.payload.length : -1, bodyLength - 5, 'the whole payload came out');
     t.end();
   });
+});
+
+t.test('packetLength is the wire length of the packet being handed over', async (t) => {
+  for (const size of [0, 100, 200, 20_000, 3_000_000]) {
+    const bytes = encode(
+      { cmd: 'publish', topic: 'a', payload: Buffer.alloc(size), qos: 0, retain: false, dup: false },
+      4,
+    );
+    const seen: number[] = [];
+    const decoder: PacketDecoder = new PacketDecoder(() => seen.push(decoder.packetLength), {
+      maxPacketSize: 4_000_000,
+    });
+    decoder.push(bytes.subarray(0, 3));
+    decoder.push(bytes.subarray(3));
+    t.same(seen, [bytes.length], `payload ${size}`);
+  }
 });

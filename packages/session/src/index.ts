@@ -1,4 +1,4 @@
-export { Message } from './message.js';
+export { LARGE_PAYLOAD, Message, type PublishTemplate } from './message.js';
 export { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
 export {
   Enqueued,

@@ -1,4 +1,4 @@
-import { type EncodedPublish, encodePublishShared, type QoS } from '@tern/protocol';
+import { encodePublishHeader, encodePublishShared, type QoS } from '@tern/protocol';
 
 /**
  * An application message as the broker holds it: stored once, shared by reference by every
@@ -25,9 +25,9 @@ export class Message {
   /** When it entered the broker (ms since the epoch): retained copies keep the latest. */
   time = 0;
   private owned = false;
-  private bytes0: Buffer | null = null;
-  private shared1: EncodedPublish | null = null;
-  private shared2: EncodedPublish | null = null;
+  private template0: PublishTemplate | null = null;
+  private template1: PublishTemplate | null = null;
+  private template2: PublishTemplate | null = null;
 
   constructor(topic: string, payload: Buffer, qos: QoS, retain: boolean, origin: string) {
     this.topic = topic;
@@ -48,13 +48,18 @@ export class Message {
   }
 
   /**
-   * Keeps the message in a session queue for a QoS `qos` delivery: its shared PUBLISH bytes
-   * are encoded now, and the payload becomes a view of them, so the socket chunk is let go
-   * with one copy of the payload (not one to own it and another to encode it later), and a
-   * resumed session's redelivery only copies ready bytes.
+   * Keeps the message in a session queue for a QoS `qos` delivery, letting go of the socket
+   * chunk it arrived in. A small payload becomes a view of the shared PUBLISH bytes encoded
+   * now (one copy, not one to own it and another to encode it later); a large one is copied
+   * once and keeps being sent by reference after its head.
    */
   keepQueued(qos: 1 | 2): void {
-    const shared = this.sharedBytes(qos);
+    if (this.payload.length >= LARGE_PAYLOAD) {
+      this.ownPayload();
+      this.template(qos, false);
+      return;
+    }
+    const shared = this.template(qos, false);
     if (this.owned) return;
     this.owned = true;
     const bytes = shared.bytes;
@@ -63,32 +68,48 @@ export class Message {
   }
 
   /**
-   * PUBLISH bytes for a QoS 0 delivery to a 3.1/3.1.1 client, retain flag clear as for every
-   * message forwarded to an existing subscription [MQTT-3.3.1-9]. Shared: never patch them.
+   * The PUBLISH to send for a delivery at `qos` with `retain` (clear for every message
+   * forwarded to an existing subscription [MQTT-3.3.1-9]; set for a retained message sent
+   * on SUBSCRIBE [MQTT-3.3.1-8]), 3.1/3.1.1 encoding. Shared by every recipient: copy and
+   * patch the packet id (QoS > 0), never change it. Cached except the rare retained shapes.
    */
-  qos0Bytes(): Buffer {
-    let b = this.bytes0;
-    if (b === null) {
-      b = encodePublishShared(
-        { cmd: 'publish', topic: this.topic, payload: this.payload, qos: 0, retain: false, dup: false },
-        4,
-      ).bytes;
-      this.bytes0 = b;
+  template(qos: QoS, retain: boolean): PublishTemplate {
+    if (retain) return this.encode(qos, true);
+    const slot = qos;
+    let t = slot === 0 ? this.template0 : slot === 1 ? this.template1 : this.template2;
+    if (t === null) {
+      t = this.encode(qos, false);
+      if (slot === 0) this.template0 = t;
+      else if (slot === 1) this.template1 = t;
+      else this.template2 = t;
     }
-    return b;
+    return t;
   }
 
-  /** Shared template for QoS 1 or 2 deliveries (packet id 0, to be copied and patched). */
-  sharedBytes(qos: 1 | 2): EncodedPublish {
-    let s = qos === 1 ? this.shared1 : this.shared2;
-    if (s === null) {
-      s = encodePublishShared(
-        { cmd: 'publish', topic: this.topic, payload: this.payload, qos, retain: false, dup: false },
-        4,
-      );
-      if (qos === 1) this.shared1 = s;
-      else this.shared2 = s;
+  private encode(qos: QoS, retain: boolean): PublishTemplate {
+    const packet = { cmd: 'publish' as const, topic: this.topic, payload: this.payload, qos, retain, dup: false };
+    if (this.payload.length >= LARGE_PAYLOAD) {
+      const head = encodePublishHeader(packet, 4);
+      return { bytes: head, idOffset: qos === 0 ? -1 : head.length - 2, payload: this.payload };
     }
-    return s;
+    const { bytes, idOffset } = encodePublishShared(packet, 4);
+    return { bytes, idOffset, payload: null };
   }
+}
+
+/**
+ * Payloads at least this large are not copied into each turn's output: their PUBLISH goes out
+ * as a head and the payload by reference (one writev).
+ */
+export const LARGE_PAYLOAD = 16 * 1024;
+
+/**
+ * Encoded PUBLISH bytes shared by the recipients of one shape: `bytes` is the whole packet,
+ * or only its head when `payload` is set (the payload follows by reference). `idOffset` is
+ * where a recipient's packet id goes (-1 at QoS 0).
+ */
+export interface PublishTemplate {
+  bytes: Buffer;
+  idOffset: number;
+  payload: Buffer | null;
 }

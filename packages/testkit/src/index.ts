@@ -1,4 +1,5 @@
-export { startBroker, type TestBroker } from './broker-harness.js';
+export { startBroker, sumSnapshots, type TestBroker, type TestBrokerOptions } from './broker-harness.js';
 export { collect, once } from './events.js';
 export { LogCapture, type LogLine } from './log-capture.js';
 export { RawClient } from './raw-client.js';
+export { freePort, startRedis, type TestRedis } from './redis-harness.js';

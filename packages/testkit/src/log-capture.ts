@@ -20,20 +20,25 @@ export class LogCapture {
   constructor(level: 'trace' | 'debug' | 'info' = 'debug') {
     const sink = new Writable({
       write: (chunk: Buffer, _enc, done) => {
-        for (const text of chunk.toString('utf8').split('\n')) {
-          if (text.length === 0) continue;
-          const line = JSON.parse(text) as LogLine;
-          this.lines.push(line);
-          this.waiters = this.waiters.filter((w) => {
-            if (!w.match(line)) return true;
-            w.resolve(line);
-            return false;
-          });
-        }
+        this.ingest(chunk.toString('utf8'));
         done();
       },
     });
     this.logger = pino({ level }, sink);
+  }
+
+  /** Takes in JSON log lines written elsewhere (routing workers' lines, sent to the test's thread). */
+  ingest(text: string): void {
+    for (const part of text.split('\n')) {
+      if (part.length === 0) continue;
+      const line = JSON.parse(part) as LogLine;
+      this.lines.push(line);
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.match(line)) return true;
+        w.resolve(line);
+        return false;
+      });
+    }
   }
 
   /** Lines whose msg contains `text`. */

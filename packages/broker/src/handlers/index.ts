@@ -1,4 +1,4 @@
-import { type Packet, ProtocolError, TYPE_BY_CMD } from '@tern/protocol';
+import { type Packet, ProtocolError } from '@tern/protocol';
 import type { Client } from '../client.js';
 import { handleConnect } from './connect.js';
 import { handleDisconnect } from './disconnect.js';
@@ -17,12 +17,10 @@ import { handleUnsubscribe } from './unsubscribe.js';
  */
 export function dispatch(client: Client, packet: Packet): void {
   if (client.state === 'connecting') {
-    // Waiting for the node to grant the client id: keep the order, handle (and count) them
-    // after CONNACK.
+    // Waiting for the node to grant the client id: keep the order, handle them after CONNACK.
     client.heldPackets?.push(packet);
     return;
   }
-  client.broker.stats.packetsReceived[TYPE_BY_CMD[packet.cmd]]++;
   if (client.state !== 'connected') {
     // The first packet from a client must be CONNECT [MQTT-3.1.0-1].
     if (packet.cmd !== 'connect') throw new ProtocolError('TERN_PROTO_FIRST_PACKET', packet.cmd);

@@ -63,7 +63,8 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   },
   bytesReceived: {
     name: 'tern_bytes_received_total',
-    help: 'Bytes received from clients, all packet types.',
+    help: 'Bytes received from clients (whole packets, fixed header included), by packet type.',
+    label: FROM_CLIENTS,
   },
   bytesSent: {
     name: 'tern_bytes_sent_total',
@@ -104,6 +105,15 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   takeovers: {
     name: 'tern_takeovers_total',
     help: 'Connections taken over by a new CONNECT with the same client id.',
+  },
+  messagesForwarded: {
+    name: 'tern_messages_forwarded_total',
+    help: 'Publishes forwarded to other routing workers (out: once per interested worker) and received from them (in).',
+    label: { name: 'direction' },
+  },
+  workerRestarts: {
+    name: 'tern_worker_restarts_total',
+    help: "Restarts of a routing worker's broker after a crash (its clients were disconnected, its sessions kept).",
   },
 };
 

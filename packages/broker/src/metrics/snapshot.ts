@@ -14,8 +14,8 @@ export interface SnapshotCounters {
   /** By packet type (index 1 CONNECT ... 15 AUTH). */
   packetsReceived: number[];
   packetsSent: number[];
-  /** All types together: the decoder does not tell the broker a packet's length. */
-  bytesReceived: number;
+  /** By packet type (whole packets, fixed header included). */
+  bytesReceived: number[];
   /** By packet type. */
   bytesSent: number[];
   /** By QoS (index 0..2). */
@@ -27,6 +27,10 @@ export interface SnapshotCounters {
   keepaliveTimeouts: number;
   protocolErrors: number;
   takeovers: number;
+  /** Publishes forwarded to other routing workers ('out') and received from them ('in'). */
+  messagesForwarded: Record<'out' | 'in', number>;
+  /** Restarts of this worker's broker after a crash. */
+  workerRestarts: number;
 }
 
 /** Values of the moment. */
@@ -83,8 +87,6 @@ export function brokerStatsSource(broker: Broker, worker = '0'): StatsSource {
  */
 export function snapshotStats(broker: Broker, worker = '0'): StatsSnapshot {
   const s = broker.stats;
-  let bytesReceived = s.bytesReceived;
-  for (const client of broker.connections) bytesReceived += client.conn.bytesReceived;
   let online = 0;
   let offline = 0;
   let queued = 0;
@@ -106,7 +108,7 @@ export function snapshotStats(broker: Broker, worker = '0'): StatsSnapshot {
       disconnects: { ...s.disconnects },
       packetsReceived: Array.from(s.packetsReceived),
       packetsSent: Array.from(s.sent.packetsSent),
-      bytesReceived,
+      bytesReceived: Array.from(s.bytesReceivedByType),
       bytesSent: Array.from(s.sent.bytesSent),
       messagesPublished: Array.from(s.publishedByQos),
       messagesDelivered: Array.from(s.deliveredByQos),
@@ -120,6 +122,8 @@ export function snapshotStats(broker: Broker, worker = '0'): StatsSnapshot {
       keepaliveTimeouts: s.keepaliveTimeouts,
       protocolErrors: s.protocolErrors,
       takeovers: s.takeovers,
+      messagesForwarded: { out: s.forwardedOut, in: s.forwardedIn },
+      workerRestarts: s.restarts,
     },
     gauges: {
       connectionsOpen: broker.connections.size,

@@ -51,6 +51,9 @@ export class MemberLink implements ClusterLink {
   /** Other members' filters: who gets a forwarded copy of what. */
   readonly routes = new RouteTable();
   receiver: LinkReceiver | null = null;
+  /** Publish records sent to peers and received from them (metrics). */
+  forwardedOut = 0;
+  forwardedIn = 0;
   private readonly peers = new Map<number, Peer>();
   private readonly toSupervisor: (message: FromWorker) => void;
   private flushScheduled = false;
@@ -184,6 +187,7 @@ export class MemberLink implements ClusterLink {
     r.targetQos = targetQos;
     peer.batch.append(r);
     r.payload = EMPTY;
+    this.forwardedOut++;
     if (peer.batch.count === 1) this.dirty.push(peer);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -210,7 +214,12 @@ export class MemberLink implements ClusterLink {
   private receive(peer: Peer, data: Uint8Array | ToPeer): void {
     if (data instanceof Uint8Array) {
       const receiver = this.receiver;
-      if (receiver !== null) readPublishBatch(data, (record) => receiver.acceptForwarded(record));
+      if (receiver !== null) {
+        readPublishBatch(data, (record) => {
+          this.forwardedIn++;
+          receiver.acceptForwarded(record);
+        });
+      }
       return;
     }
     switch (data.t) {

@@ -21,7 +21,8 @@ export type ToWorker =
   | { t: 'log-level'; level: LogLevel }
   | { t: 'sys'; values: [topic: string, value: string][] }
   | { t: 'stop'; graceMs: number }
-  | { t: 'crash' };
+  | { t: 'crash' }
+  | { t: 'session'; req: number; clientId: string };
 
 /** Worker -> supervisor. */
 export type FromWorker =
@@ -35,7 +36,20 @@ export type FromWorker =
   | { t: 'stats'; req: number; snapshot: StatsSnapshot }
   | { t: 'snapshot'; req: number; bytes: Uint8Array }
   | { t: 'stopped'; snapshot: Uint8Array }
-  | { t: 'crashed'; error: string; restarts: number };
+  | { t: 'crashed'; error: string; restarts: number }
+  | { t: 'log'; line: string }
+  | { t: 'session'; req: number; info: SessionInfo | null };
+
+/** What an operator (or a test) may ask about one session. */
+export interface SessionInfo {
+  clientId: string;
+  worker: number;
+  online: boolean;
+  persistent: boolean;
+  subscriptions: [filter: string, qos: number][];
+  queued: number;
+  inflight: number;
+}
 
 /** Worker -> worker, over the pair's own MessagePort (FIFO: order is the design's backbone). */
 export type ToPeer =

@@ -10,7 +10,8 @@ import { decodeSnapshot, encodeSnapshot, type Message, type Session } from '@ter
 import type { BrokerConfig, LogLevel } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import { sysValuesFromSnapshots } from '../sys-topics.js';
+import type { FromWorker, SessionInfo, ToWorker } from './messages.js';
 import { ClientRegistry } from './registry.js';
 
 /** What a worker is started with (workerData). */
@@ -20,6 +21,13 @@ export interface WorkerData {
   config: BrokerConfig;
   /** Open connections of the whole node (shared memory): maxConnections is node-wide. */
   openCount: Int32Array;
+  /** Send log lines to the supervisor (its onLog) instead of writing them to stdout. */
+  logToParent: boolean;
+}
+
+export interface SupervisorOptions {
+  /** Receives every worker's log lines (a test's capture); without it workers write to stdout. */
+  onLog?: (line: string) => void;
 }
 
 /** How long a request to a worker (figures, a snapshot) may take before it is left out. */
@@ -56,10 +64,16 @@ export class Supervisor {
   /** One-shot waiters for a message type from a worker (start-up handshakes). */
   private readonly waiters = new Map<string, (reply: FromWorker) => void>();
   private stopping = false;
+  private sysTimer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+  private clientsMaximum = 0;
 
-  private constructor(config: BrokerConfig, log: Logger) {
+  private readonly onLog: ((line: string) => void) | null;
+
+  private constructor(config: BrokerConfig, log: Logger, options: SupervisorOptions) {
     this.config = config;
     this.log = log;
+    this.onLog = options.onLog ?? null;
     this.registry = new ClientRegistry({
       release: async (worker, clientId, clean, to) => {
         const reply = await this.request(worker, (req) => ({ t: 'release', req, clientId, clean, to }));
@@ -74,8 +88,13 @@ export class Supervisor {
   }
 
   /** Starts `config.workers` routing workers, restores `snapshot` into them, then listens. */
-  static async start(config: BrokerConfig, log: Logger, snapshot: Uint8Array | null): Promise<Supervisor> {
-    const supervisor = new Supervisor(config, log);
+  static async start(
+    config: BrokerConfig,
+    log: Logger,
+    snapshot: Uint8Array | null,
+    options: SupervisorOptions = {},
+  ): Promise<Supervisor> {
+    const supervisor = new Supervisor(config, log, options);
     try {
       await supervisor.startWorkers(snapshot);
     } catch (err) {
@@ -90,7 +109,7 @@ export class Supervisor {
     const entry = new URL('./worker-entry.js', import.meta.url);
     const openCount = new Int32Array(new SharedArrayBuffer(4));
     for (let index = 0; index < count; index++) {
-      const workerData: WorkerData = { index, count, config: this.config, openCount };
+      const workerData: WorkerData = { index, count, config: this.config, openCount, logToParent: this.onLog !== null };
       const worker = new Worker(entry, { workerData });
       const slot: Slot = { index, worker, restarts: 0, exited: false };
       this.slots.push(slot);
@@ -122,6 +141,30 @@ export class Supervisor {
         if (reply.t === 'listen-failed') throw new WorkerStartError(reply.code, reply.message);
       }),
     );
+    this.startSys();
+  }
+
+  /** $SYS figures of the whole node, published through worker 0 (retained: every worker keeps them). */
+  private startSys(): void {
+    if (this.sysTimer !== null) clearInterval(this.sysTimer);
+    this.sysTimer = null;
+    const seconds = this.config.sysInterval;
+    if (seconds === 0 || this.stopping) return;
+    const publish = (): void => {
+      this.stats().then(
+        (snapshots) => {
+          if (this.stopping) return;
+          let connected = 0;
+          for (const s of snapshots) connected += s.gauges.clientsConnected;
+          this.clientsMaximum = Math.max(this.clientsMaximum, connected);
+          this.publishSys(sysValuesFromSnapshots(snapshots, this.startedAt, this.clientsMaximum));
+        },
+        (err: unknown) => this.log.warn({ err }, '$SYS figures could not be collected'),
+      );
+    };
+    publish();
+    this.sysTimer = setInterval(publish, seconds * 1000);
+    this.sysTimer.unref();
   }
 
   /** Splits saved sessions over the workers (by client id) and gives every worker the retained messages. */
@@ -182,12 +225,24 @@ export class Supervisor {
   }
 
   reload(config: BrokerConfig): void {
+    const sysChanged = config.sysInterval !== this.config.sysInterval;
+    Object.assign(this.config, config);
     this.broadcast({ t: 'config', config });
+    if (sysChanged) this.startSys();
   }
 
   /** $SYS values to publish (worker 0 publishes; retained copies reach every worker). */
-  publishSys(values: [string, string][]): void {
+  private publishSys(values: [string, string][]): void {
     this.post(0, { t: 'sys', values });
+  }
+
+  /** Where `clientId`'s session is and what it holds, or null when no worker has one. */
+  async sessionInfo(clientId: string): Promise<SessionInfo | null> {
+    const replies = await Promise.all(
+      this.slots.map((slot) => this.request(slot.index, (req) => ({ t: 'session', req, clientId })).catch(() => null)),
+    );
+    for (const reply of replies) if (reply?.t === 'session' && reply.info !== null) return reply.info;
+    return null;
   }
 
   /** Debug hook for tests: make worker `index` throw an uncaught error. */
@@ -201,6 +256,7 @@ export class Supervisor {
    */
   async stop(graceMs: number): Promise<Uint8Array> {
     this.stopping = true;
+    if (this.sysTimer !== null) clearInterval(this.sysTimer);
     const replies = await Promise.all(
       this.slots.map((slot) =>
         slot.exited ? null : this.handshake(slot.index, { t: 'stop', graceMs }, 'stopped').catch(() => null),
@@ -213,6 +269,7 @@ export class Supervisor {
 
   private async terminate(): Promise<void> {
     this.stopping = true;
+    if (this.sysTimer !== null) clearInterval(this.sysTimer);
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
   }
 
@@ -252,8 +309,12 @@ export class Supervisor {
           'routing worker crashed: its clients were disconnected and its broker restarted with its sessions',
         );
         return;
+      case 'log':
+        this.onLog?.(message.line);
+        return;
       case 'released':
       case 'stats':
+      case 'session':
       case 'snapshot': {
         const resolve = this.requests.get(message.req);
         this.requests.delete(message.req);

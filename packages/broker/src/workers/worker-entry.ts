@@ -26,13 +26,14 @@ const port = parentPort;
 if (port === null) throw new Error('worker-entry.js runs only as a worker thread');
 
 const config = data.config;
+const post = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 const log = createRootLogger({
   level: config.logLevel,
   pretty: config.logPretty,
   base: { node: config.nodeName, worker: data.index },
   directStdout: true,
+  stream: data.logToParent ? { write: (line: string) => post({ t: 'log', line }) } : undefined,
 });
-const post = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 const link = new MemberLink(data.index, (message) => post(message));
 let broker = new Broker(config, log, { link, sys: false });
 let listener: TcpListener | null = null;
@@ -131,6 +132,8 @@ port.on('message', (message: ToWorker) => {
     case 'stats': {
       const snapshot = snapshotStats(broker, String(data.index));
       snapshot.gauges.routeTableFilters = link.routes.filterCount;
+      snapshot.counters.messagesForwarded = { out: link.forwardedOut, in: link.forwardedIn };
+      snapshot.counters.workerRestarts = restarts;
       post({ t: 'stats', req: message.req, snapshot });
       return;
     }
@@ -156,6 +159,23 @@ port.on('message', (message: ToWorker) => {
     case 'stop':
       void stop(message.graceMs);
       return;
+    case 'session': {
+      const session = broker.sessions.get(message.clientId);
+      const info =
+        session === undefined || session.movedTo >= 0
+          ? null
+          : {
+              clientId: session.clientId,
+              worker: data.index,
+              online: session.owner !== null,
+              persistent: !session.isTransient,
+              subscriptions: [...session.subscriptions].map(([filter, o]): [string, number] => [filter, o.qos]),
+              queued: session.queue.length,
+              inflight: session.inflight.size,
+            };
+      post({ t: 'session', req: message.req, info });
+      return;
+    }
     case 'crash':
       setImmediate(() => {
         throw new Error('crash requested by the supervisor (debug hook)');

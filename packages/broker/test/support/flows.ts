@@ -3,9 +3,8 @@
  * acknowledgement awaited, receiving while answering the broker's QoS 1/2 flows, and
  * waiting until the broker has finished with a connection.
  */
-import type { Broker } from '@tern/broker';
 import type { PublishPacket, QoS } from '@tern/protocol';
-import type { RawClient } from '@tern/testkit';
+import type { RawClient, TestBroker } from '@tern/testkit';
 
 let nextId = 0;
 
@@ -93,11 +92,35 @@ export async function subscribe(client: RawClient, filters: Record<string, QoS>)
  * handler has run: will published or discarded, session detached). Resolves at once when
  * no live connection has that id.
  */
-export function serverClosed(broker: Broker, clientId: string): Promise<void> {
-  const client = broker.clients.get(clientId);
-  if (client === undefined || client.conn.isClosed) return Promise.resolve();
-  // The connection's own 'close' listener (registered first) runs the close handler.
-  return new Promise((resolve) => client.conn.socket.once('close', () => resolve()));
+export async function serverClosed(tb: TestBroker, clientId: string): Promise<void> {
+  const broker = tb.broker;
+  if (broker !== null) {
+    const client = broker.clients.get(clientId);
+    if (client === undefined || client.conn.isClosed) return;
+    // The connection's own 'close' listener (registered first) runs the close handler.
+    return new Promise((resolve) => client.conn.socket.once('close', () => resolve()));
+  }
+  // Routing workers: the session detaches from its connection in the same turn as the close
+  // handler runs (and a transient one ends), so ask the workers until it has: each answer
+  // is a round trip to every worker, not a timer.
+  for (;;) {
+    const session = await tb.session(clientId);
+    if (session === null || !session.online) return;
+  }
+}
+
+/** A topic no test subscribes to (and that no leading wildcard matches [MQTT-4.7.2-1]). */
+export const SETTLE_TOPIC = '$tern-test/settle';
+
+/**
+ * Resolves once every routing worker has handled everything `client` published before: a
+ * retained PUBLISH is acknowledged only after every other worker has handled what its
+ * worker sent them before it (a barrier, handlers/publish.ts). Its payload is empty, so it
+ * stores nothing. A PUBACK alone proves only that the publisher's own worker has routed a
+ * message; in one thread the two are the same. `client` must be a publisher only.
+ */
+export function settled(client: RawClient): Promise<void> {
+  return publish(client, SETTLE_TOPIC, '', 1, true);
 }
 
 export const text = (p: PublishPacket): string => p.payload.toString('utf8');

@@ -1,6 +1,7 @@
 /** Small helpers for tests driving MQTT.js clients and the mosquitto command-line tools. */
 import { execFile } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
+import { SETTLE_TOPIC } from './flows.js';
 
 export interface Received {
   topic: string;
@@ -78,4 +79,12 @@ export async function connectMqttjs(
   const client = await mqtt.connectAsync({ port, host: '127.0.0.1', clientId, protocolVersion: 4, reconnectPeriod: 0 });
   t.teardown(() => client.endAsync());
   return client;
+}
+
+/**
+ * Resolves once every routing worker has handled everything `client` published before (see
+ * `settled` in flows.ts: an empty retained QoS 1 PUBLISH is acknowledged after a barrier).
+ */
+export async function settledMqttjs(client: MqttClient): Promise<void> {
+  await client.publishAsync(SETTLE_TOPIC, '', { qos: 1, retain: true });
 }
