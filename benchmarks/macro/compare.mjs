@@ -1,10 +1,17 @@
 /**
- * Runs Mosquitto, Aedes and Tern side by side on this machine (loopback only) and prints a
- * markdown table of medians.
+ * Runs Mosquitto, Aedes and Tern (one or more variants) side by side on this machine (loopback
+ * only) and writes a markdown table of medians with ratios, the raw JSON and an SVG chart per
+ * scenario.
  *
  *   node benchmarks/macro/compare.mjs [--quick] [--rounds 3] [--duration 5] [--warmup 1]
- *        [--brokers mosquitto,aedes,tern] [--scenarios fanin,fanout,qos1,persistent]
- *        [--tern-cmd "node packages/broker/dist/cli.js --port {port} ..."] [--nodelay] [--out file.json]
+ *        [--brokers mosquitto,aedes,tern-1w,tern-2w] [--scenarios fanin,fanout,qos1,persistent,idle]
+ *        [--tern-cmd "node packages/broker/dist/cli.js --port {port} ..."] [--nodelay]
+ *        [--out-dir benchmarks/results/<stamp>] [--keep-latest] [--out file.json]
+ *
+ * Brokers: mosquitto (Debian package), aedes (aedes-server.mjs, in memory), tern-<N>w (Tern with
+ * --workers N: tern-1w, tern-2w, tern-4w, ...; base command --tern-base) and tern (the command
+ * given by --tern-cmd or $TERN_CMD). Each Tern variant gets its own columns and its own ratios
+ * to Mosquitto and Aedes.
  *
  * Each run starts a fresh broker on a free port, waits until it accepts TCP connections (polled,
  * no fixed sleep), runs one scenario of load.mjs in its own process and stops the broker.
@@ -13,30 +20,37 @@
  * fails (not installed, not built) is skipped with the reason. Before the brokers, the load
  * tool is measured against null-broker.mjs, to show it can offer more than the brokers take.
  *
- * Tern's command comes from --tern-cmd or $TERN_CMD; `{port}` is replaced by the port, a leading
- * `node` by this Node binary; it runs from the repository root with stdout/stderr to a log file.
+ * Output: the markdown on stdout; results.md, results.json and charts/<scenario>.svg in
+ * --out-dir (default benchmarks/results/<UTC date and time>), copied to benchmarks/results/latest/
+ * unless --keep-latest. Tern commands: `{port}` is replaced by the port, a leading `node` by
+ * this Node binary; brokers run from the repository root with stdout/stderr to a log file.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { barChart, colours } from './charts.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
 const LOAD = path.join(HERE, 'load.mjs');
+const RESULTS = path.resolve(HERE, '..', 'results');
 const HOST = '127.0.0.1';
 /**
  * Tern's settings match the others': loopback only, room for the persistent scenario's 10,000
- * queued messages (its default is 1000; mosquitto runs with no limit), no per-connection logs.
+ * queued messages (its default is 1000; mosquitto runs with no limit), no per-connection logs,
+ * no metrics endpoint (its fixed port would clash between runs; the others have none).
  */
 const DEFAULT_TERN_CMD =
-  'node packages/broker/dist/cli.js --port {port} --host 127.0.0.1 --max-queued 100000 --log-level warn';
-const ALL_BROKERS = ['mosquitto', 'aedes', 'tern'];
-const ALL_SCENARIOS = ['fanin', 'fanout', 'qos1', 'persistent'];
+  'node packages/broker/dist/cli.js --port {port} --host 127.0.0.1 --max-queued 100000 --no-metrics --log-level warn';
+const DEFAULT_BROKERS = ['mosquitto', 'aedes', 'tern-1w', 'tern-2w'];
+const TERN_VARIANT = /^tern-(\d+)w$/;
+const ALL_SCENARIOS = ['fanin', 'fanout', 'qos1', 'qos2', 'latency', 'persistent', 'retained', 'idle', 'soak'];
+const DEFAULT_SCENARIOS = ['fanin', 'fanout', 'qos1', 'persistent', 'idle'];
 /** Longest wait for a started broker to accept a TCP connection. */
 const START_TIMEOUT_MS = 15000;
 /** Other processes using more than this many cores make a run unreliable. */
@@ -51,12 +65,20 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     warmup: { type: 'string' },
     payload: { type: 'string', default: '64' },
-    brokers: { type: 'string', default: ALL_BROKERS.join(',') },
-    scenarios: { type: 'string', default: ALL_SCENARIOS.join(',') },
+    brokers: { type: 'string', default: DEFAULT_BROKERS.join(',') },
+    scenarios: { type: 'string', default: DEFAULT_SCENARIOS.join(',') },
     'tern-cmd': { type: 'string', default: process.env.TERN_CMD || DEFAULT_TERN_CMD },
+    'tern-base': { type: 'string', default: DEFAULT_TERN_CMD },
+    'idle-connections': { type: 'string', default: '10000' },
+    'latency-rate': { type: 'string', default: '1000' },
+    'latency-duration': { type: 'string' },
+    'soak-duration': { type: 'string' },
     nodelay: { type: 'boolean', default: false },
     'skip-selftest': { type: 'boolean', default: false },
     'quiet-wait': { type: 'string' },
+    'out-dir': { type: 'string' },
+    'keep-latest': { type: 'boolean', default: false },
+    'no-files': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -64,6 +86,8 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+  console.log(` * Options: --idle-connections N (10000), --latency-rate R (1000), --latency-duration S (10),
+ * --soak-duration S (60), --tern-base CMD, --skip-selftest, --quiet-wait S, --no-files.`);
   process.exit(0);
 }
 
@@ -74,12 +98,20 @@ const cfg = {
   payload: Number(args.payload),
   brokers: args.brokers.split(',').filter(Boolean),
   scenarios: args.scenarios.split(',').filter(Boolean),
+  idleConnections: Number(args['idle-connections']),
+  latencyRate: Number(args['latency-rate']),
+  latencyDuration: Number(args['latency-duration'] ?? (args.quick ? 3 : 10)),
+  soakDuration: Number(args['soak-duration'] ?? (args.quick ? 10 : 60)),
   nodelay: args.nodelay,
   quietWait: Number(args['quiet-wait'] ?? (args.quick ? 5 : 15)),
 };
-for (const b of cfg.brokers) if (!ALL_BROKERS.includes(b)) fatal(`unknown broker ${b}`);
+const KNOWN = (b) => ['mosquitto', 'aedes', 'tern'].includes(b) || TERN_VARIANT.test(b);
+for (const b of cfg.brokers) if (!KNOWN(b)) fatal(`unknown broker ${b} (mosquitto, aedes, tern, tern-<N>w)`);
 for (const s of cfg.scenarios) if (!ALL_SCENARIOS.includes(s)) fatal(`unknown scenario ${s}`);
 if (!(cfg.rounds >= 1 && cfg.duration > 0 && cfg.warmup >= 0 && cfg.payload >= 14)) fatal('bad numeric flag');
+if (!(cfg.idleConnections >= 1 && cfg.latencyRate > 0 && cfg.latencyDuration > 0 && cfg.soakDuration > 0)) {
+  fatal('bad numeric flag');
+}
 
 function fatal(msg) {
   console.error(`compare: ${msg}`);
@@ -123,18 +155,33 @@ function mosquittoConfig(port) {
   return file;
 }
 
-const BROKERS = {
-  mosquitto: (port) => ['mosquitto', ['-c', mosquittoConfig(port)]],
-  aedes: (port) => [
-    process.execPath,
-    [path.join(HERE, 'aedes-server.mjs'), '--port', String(port), ...(cfg.nodelay ? ['--nodelay'] : [])],
-  ],
-  tern: (port) => {
-    const [cmd, ...rest] = splitCommand(args['tern-cmd'].replaceAll('{port}', String(port)));
-    return [cmd === 'node' ? process.execPath : cmd, rest];
-  },
-  null: (port) => [process.execPath, [path.join(HERE, 'null-broker.mjs'), '--port', String(port)]],
-};
+function ternCommand(line, port) {
+  const [cmd, ...rest] = splitCommand(line.replaceAll('{port}', String(port)));
+  return [cmd === 'node' ? process.execPath : cmd, rest];
+}
+
+/** [command, argv] to start broker `name` on `port`. */
+function brokerCommand(name, port) {
+  if (name === 'mosquitto') return ['mosquitto', ['-c', mosquittoConfig(port)]];
+  if (name === 'aedes') {
+    return [
+      process.execPath,
+      [path.join(HERE, 'aedes-server.mjs'), '--port', String(port), ...(cfg.nodelay ? ['--nodelay'] : [])],
+    ];
+  }
+  if (name === 'null') return [process.execPath, [path.join(HERE, 'null-broker.mjs'), '--port', String(port)]];
+  if (name === 'tern') return ternCommand(args['tern-cmd'], port);
+  const m = TERN_VARIANT.exec(name);
+  return ternCommand(`${args['tern-base']} --workers ${m[1]}`, port);
+}
+
+/** A display string of a broker's start command, with placeholders. */
+function commandText(name) {
+  if (name === 'mosquitto') return 'mosquitto -c <generated config>';
+  if (name === 'aedes') return `node benchmarks/macro/aedes-server.mjs --port {port}${cfg.nodelay ? ' --nodelay' : ''}`;
+  if (name === 'tern') return args['tern-cmd'];
+  return `${args['tern-base']} --workers ${TERN_VARIANT.exec(name)[1]}`;
+}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -204,7 +251,7 @@ function tail(file, lines = 5) {
 /** Starts a broker; resolves { child, port, log } once it accepts connections, or throws why not. */
 async function startBroker(name) {
   const port = await freePort();
-  const [cmd, argv] = BROKERS[name](port);
+  const [cmd, argv] = brokerCommand(name, port);
   const script = argv.find((a) => /\.[cm]?js$/.test(a));
   if (script !== undefined && !existsSync(path.resolve(ROOT, script))) {
     throw new Error(`${script} does not exist (not built yet?); command: ${[cmd, ...argv].join(' ')}`);
@@ -283,12 +330,40 @@ function runLoad(flags, port, brokerPid, label, timeoutS) {
 
 function scenarioFlags(scenario) {
   const flags = ['--scenario', scenario, '--payload', String(cfg.payload)];
-  if (scenario !== 'persistent') flags.push('--duration', String(cfg.duration), '--warmup', String(cfg.warmup));
+  if (['fanin', 'fanout', 'qos1', 'qos2'].includes(scenario)) {
+    flags.push('--duration', String(cfg.duration), '--warmup', String(cfg.warmup));
+  } else if (scenario === 'latency') {
+    flags.push('--duration', String(cfg.latencyDuration), '--warmup', String(cfg.warmup));
+    flags.push('--rate', String(cfg.latencyRate));
+  } else if (scenario === 'soak') {
+    flags.push('--duration', String(cfg.soakDuration), '--warmup', String(cfg.warmup));
+  } else if (scenario === 'idle') {
+    flags.push('--connections', String(cfg.idleConnections));
+  }
   return flags;
 }
 
 function scenarioTimeout(scenario) {
-  return scenario === 'persistent' ? 60 : Math.ceil(cfg.warmup + cfg.duration + 30);
+  if (scenario === 'idle') return 60 + Math.ceil(cfg.idleConnections / 500);
+  if (scenario === 'soak') return Math.ceil(cfg.warmup + cfg.soakDuration + 60);
+  if (scenario === 'latency') return Math.ceil(cfg.warmup + cfg.latencyDuration + 30);
+  if (scenario === 'persistent' || scenario === 'retained') return 60;
+  return Math.ceil(cfg.warmup + cfg.duration + 30);
+}
+
+/** One line of progress for a finished run. */
+function figureOf(s, r) {
+  if (r.error) return r.error;
+  if (s === 'persistent') return `drained ${r.unique}/${r.sent} in ${r.drainSeconds} s`;
+  if (s === 'retained') return `${r.unique}/${r.expected} retained in ${r.retainedSeconds} s`;
+  if (s === 'idle') {
+    return `${r.connected}/${r.connections} connected at ${fmtInt(r.connectRate)} conn/s, ${r.kibPerConnection} KiB each`;
+  }
+  if (s === 'latency') return `p50 ${r.latencyMs?.p50} p99 ${r.latencyMs?.p99} p99.9 ${r.latencyMs?.p999} ms`;
+  if (s === 'soak') {
+    return `p99 ${r.drift?.p99StartMs} -> ${r.drift?.p99EndMs} ms, RSS ${r.drift?.rssStartKiB} -> ${r.drift?.rssEndKiB} KiB`;
+  }
+  return `${fmtInt(r.deliveredRate)} msgs/s, lost ${r.lost}, p99 ${r.latencyMs?.p99} ms`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -333,6 +408,7 @@ async function selfTest() {
       fanout: 1 / (inv(caps.sub64) + inv(caps.pub0) / 64),
       qos1: 1 / (inv(caps.pub1) + inv(caps.sub1q1)),
       persistent: caps.sub1q1,
+      retained: caps.sub1,
     },
   };
 }
@@ -348,6 +424,11 @@ function median(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+function range(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  return v.length === 0 ? { min: null, max: null } : { min: Math.min(...v), max: Math.max(...v) };
+}
+
 function fmtInt(x) {
   return x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US');
 }
@@ -356,9 +437,13 @@ function fmtNum(x, digits = 3) {
   return x === null || x === undefined ? '–' : String(Number(x.toFixed(digits)));
 }
 
+function firstLine(cmd, argv) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim();
+}
+
 function versions() {
-  const mosq = spawnSync('mosquitto', ['-h'], { encoding: 'utf8' });
-  const mosquitto = `${mosq.stdout ?? ''}${mosq.stderr ?? ''}`.split('\n')[0].trim() || 'not installed';
+  const mosquitto = firstLine('mosquitto', ['-h']) || 'not installed';
   let aedes = 'not installed';
   try {
     const req = createRequire(path.join(HERE, 'package.json'));
@@ -370,7 +455,14 @@ function versions() {
   let tern = 'not built';
   const ternPkg = path.join(ROOT, 'packages', 'broker', 'package.json');
   if (existsSync(ternPkg)) tern = `tern ${JSON.parse(readFileSync(ternPkg, 'utf8')).version}`;
-  return { mosquitto, aedes, tern, node: `node ${process.version}` };
+  const commit = firstLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  const dirty = firstLine('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages']) !== '';
+  return {
+    mosquitto,
+    aedes,
+    tern: `${tern} (${commit || 'no git'}${dirty ? ', with uncommitted changes in packages/' : ''})`,
+    node: `node ${process.version}`,
+  };
 }
 
 /** Rows: [label, pick(result) -> number, format, lower is better]. */
@@ -382,40 +474,89 @@ const METRICS = {
     ['latency p50 ms', (r) => r.latencyMs?.p50, fmtNum, true],
     ['latency p99 ms', (r) => r.latencyMs?.p99, fmtNum, true],
   ],
+  qos2: [
+    ['delivered msgs/s', (r) => r.deliveredRate, fmtInt, false],
+    ['latency p99 ms', (r) => r.latencyMs?.p99, fmtNum, true],
+  ],
+  latency: [
+    ['p50 ms', (r) => r.latencyMs?.p50, fmtNum, true],
+    ['p99 ms', (r) => r.latencyMs?.p99, fmtNum, true],
+    ['p99.9 ms', (r) => r.latencyMs?.p999, fmtNum, true],
+    ['max ms', (r) => r.latencyMs?.max, fmtNum, true],
+  ],
   persistent: [
     ['drain 10,000 s', (r) => (r.allArrived ? r.drainSeconds : null), fmtNum, true],
     ['drain msgs/s', (r) => (r.allArrived ? r.drainRate : null), fmtInt, false],
   ],
+  retained: [
+    ['10,000 retained s', (r) => (r.allArrived ? r.retainedSeconds : null), fmtNum, true],
+    ['retained msgs/s', (r) => (r.allArrived ? r.retainedRate : null), fmtInt, false],
+  ],
+  idle: [
+    ['KiB per idle connection', (r) => (r.failed === 0 ? r.kibPerConnection : null), (x) => fmtNum(x, 2), true],
+    ['connections/s', (r) => (r.failed === 0 ? r.connectRate : null), fmtInt, false],
+    ['CONNACK p99 ms', (r) => r.connackLatencyMs?.p99, fmtNum, true],
+  ],
+  soak: [
+    ['p99 ms, first slice', (r) => r.drift?.p99StartMs, fmtNum, true],
+    ['p99 ms, last slice', (r) => r.drift?.p99EndMs, fmtNum, true],
+    ['RSS growth KiB', (r) => r.drift?.rssGrowthKiB, fmtInt, true],
+  ],
 };
 
-function report(results, brokers, skipped, env, tool) {
-  const out = [];
-  const cols = ALL_BROKERS.filter((b) => cfg.brokers.includes(b));
-  const ratioCols = [
-    ['tern', 'mosquitto'],
-    ['tern', 'aedes'],
-  ].filter(([a, b]) => cols.includes(a) && cols.includes(b));
-  out.push(
-    `### Brokers side by side (${env.date}, ${env.machine})`,
-    '',
-    `${env.versions.mosquitto}; ${env.versions.aedes}; ${env.versions.tern}; ${env.versions.node}.`,
-    `${cfg.rounds} round(s), ${cfg.duration} s measured after ${cfg.warmup} s warmup per run, payload ${cfg.payload} B, ` +
-      `medians over rounds; TCP_NODELAY on brokers: ${cfg.nodelay ? 'on' : 'broker default (off)'}.`,
-    '',
-  );
-  const header = ['scenario', 'metric', ...cols, ...ratioCols.map(([a, b]) => `${a}/${b}`)];
-  out.push(`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`);
+/** Columns in table order: Mosquitto, Aedes, then Tern variants as given. */
+function columns(brokers) {
+  return [...brokers.filter((b) => !b.startsWith('tern')), ...brokers.filter((b) => b.startsWith('tern'))];
+}
+
+function ratioPairs(cols) {
+  const terns = cols.filter((b) => b.startsWith('tern'));
+  const others = cols.filter((b) => b === 'mosquitto' || b === 'aedes');
+  return terns.flatMap((t) => others.map((o) => [t, o]));
+}
+
+function mdTable(header, rows, numericFrom) {
+  const sep = header.map((_, i) => (i < numericFrom ? ' --- ' : ' ---: '));
+  return [`| ${header.join(' | ')} |`, `|${sep.join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
+
+function medianTable(results, cols, skipped) {
+  const pairs = ratioPairs(cols);
+  const header = ['scenario', 'metric', ...cols, ...pairs.map(([a, b]) => `${a}/${b}`)];
+  const rows = [];
   for (const s of cfg.scenarios) {
     for (const [label, pick, fmt, lowerBetter] of METRICS[s]) {
       const med = {};
-      for (const b of cols) med[b] = brokers.includes(b) ? median((results[s]?.[b] ?? []).map(pick)) : null;
+      for (const b of cols) med[b] = median((results[s]?.[b] ?? []).map(pick));
       const cells = cols.map((b) => (skipped[b] ? 'skipped' : fmt(med[b])));
-      const rs = ratioCols.map(([a, b]) =>
-        med[a] && med[b] ? `${(med[a] / med[b]).toFixed(2)}${lowerBetter ? ' (lower is better)' : ''}` : '–',
+      const rs = pairs.map(([a, b]) =>
+        med[a] > 0 && med[b] > 0 ? `${(med[a] / med[b]).toFixed(2)}${lowerBetter ? ' (lower is better)' : ''}` : '–',
       );
-      out.push(`| ${[s, label, ...cells, ...rs].join(' | ')} |`);
+      rows.push([s, label, ...cells, ...rs]);
     }
   }
+  return mdTable(header, rows, 2);
+}
+
+function report(results, brokers, skipped, env, tool) {
+  const cols = columns(cfg.brokers);
+  const out = [];
+  out.push(
+    `### Brokers side by side (${env.date}, ${env.machine})`,
+    '',
+    `${env.versions.mosquitto}; ${env.versions.aedes}; ${env.versions.tern}; ${env.versions.node}. ` +
+      `Load average before the run: ${env.loadavg}.`,
+    `${cfg.rounds} round(s), ${cfg.duration} s measured after ${cfg.warmup} s warmup per flow run, payload ${cfg.payload} B, ` +
+      `medians over rounds; TCP_NODELAY on brokers: ${cfg.nodelay ? 'on' : 'broker default (off)'}.`,
+  );
+  const extra = [];
+  if (cfg.scenarios.includes('idle')) extra.push(`idle: ${fmtInt(cfg.idleConnections)} connections`);
+  if (cfg.scenarios.includes('latency')) extra.push(`latency: ${cfg.latencyRate} msgs/s for ${cfg.latencyDuration} s`);
+  if (cfg.scenarios.includes('soak')) extra.push(`soak: ${cfg.soakDuration} s`);
+  if (extra.length > 0) out.push(`${extra.join('; ')}.`);
+  out.push('', 'Brokers:', '');
+  for (const b of cols) out.push(`- ${b}: \`${commandText(b)}\``);
+  out.push('', ...medianTable(results, cols, skipped));
   out.push(
     '',
     'Correctness and load per scenario (all rounds): lost = expected - received; CPU in cores (median).',
@@ -426,6 +567,7 @@ function report(results, brokers, skipped, env, tool) {
     'broker',
     'runs ok',
     'lost',
+    'duplicates',
     'out of order',
     'p50 / p99 ms',
     'broker CPU',
@@ -433,22 +575,50 @@ function report(results, brokers, skipped, env, tool) {
     'other CPU',
     'tool ceiling msgs/s',
   ];
-  out.push(`| ${h2.join(' | ')} |`, `|${h2.map(() => ' --- ').join('|')}|`);
+  const rows = [];
   for (const s of cfg.scenarios) {
-    for (const b of brokers) {
+    for (const b of cols.filter((c) => brokers.includes(c))) {
       const rs = results[s]?.[b] ?? [];
-      const ok = rs.filter((r) => !r.error && (s !== 'persistent' || r.allArrived));
-      const lost = rs.reduce((n, r) => n + (typeof r.lost === 'number' ? r.lost : 0), 0);
-      const ooo = rs.reduce((n, r) => n + (r.outOfOrder ?? 0), 0);
-      const p50 = median(rs.map((r) => r.latencyMs?.p50));
-      const p99 = median(rs.map((r) => r.latencyMs?.p99));
-      const cpuB = median(rs.map((r) => r.cpuCores?.broker));
-      const cpuT = median(rs.map((r) => r.cpuCores?.tool));
-      const cpuO = median(rs.map((r) => r.cpuCores?.other));
-      out.push(
-        `| ${s} | ${b} | ${ok.length}/${rs.length} | ${fmtInt(lost)} | ${fmtInt(ooo)} | ${p50 === null ? '–' : `${fmtNum(p50, 2)} / ${fmtNum(p99, 2)}`} | ${fmtNum(cpuB, 2)} | ${fmtNum(cpuT, 2)} | ${fmtNum(cpuO, 2)} | ${tool ? fmtInt(tool.ceiling[s]) : '–'} |`,
+      const ok = rs.filter(
+        (r) => !r.error && (r.allArrived === undefined || r.allArrived) && (s !== 'idle' || r.failed === 0),
       );
+      const sum = (f) => rs.reduce((n, r) => n + (typeof f(r) === 'number' ? f(r) : 0), 0);
+      const p50 = median(rs.map((r) => (s === 'idle' ? r.connackLatencyMs?.p50 : r.latencyMs?.p50)));
+      const p99 = median(rs.map((r) => (s === 'idle' ? r.connackLatencyMs?.p99 : r.latencyMs?.p99)));
+      const anyDup = rs.some((r) => typeof r.duplicates === 'number');
+      rows.push([
+        s,
+        b,
+        `${ok.length}/${rs.length}`,
+        s === 'idle' ? `${fmtInt(sum((r) => r.failed))} failed` : fmtInt(sum((r) => r.lost)),
+        anyDup ? fmtInt(sum((r) => r.duplicates)) : '–',
+        fmtInt(sum((r) => r.outOfOrder)),
+        p50 === null ? '–' : `${fmtNum(p50, 2)} / ${fmtNum(p99, 2)}`,
+        fmtNum(median(rs.map((r) => r.cpuCores?.broker)), 2),
+        fmtNum(median(rs.map((r) => r.cpuCores?.tool)), 2),
+        fmtNum(median(rs.map((r) => r.cpuCores?.other)), 2),
+        tool?.ceiling[s] ? fmtInt(tool.ceiling[s]) : '–',
+      ]);
     }
+  }
+  out.push(...mdTable(h2, rows, 99));
+  if (cfg.scenarios.includes('idle')) {
+    out.push('', 'Idle connections: broker RSS before and after (KiB, median), settled readings (all rounds).', '');
+    const rows3 = cols
+      .filter((c) => brokers.includes(c))
+      .map((b) => {
+        const rs = results.idle?.[b] ?? [];
+        const settled = rs.filter((r) => r.rssSettled?.before && r.rssSettled?.after).length;
+        return [
+          b,
+          fmtInt(median(rs.map((r) => r.brokerRssBeforeKiB))),
+          fmtInt(median(rs.map((r) => r.brokerRssAfterKiB))),
+          fmtNum(median(rs.map((r) => r.kibPerConnection)), 2),
+          fmtInt(median(rs.map((r) => r.connectRate))),
+          `${settled}/${rs.length}`,
+        ];
+      });
+    out.push(...mdTable(['broker', 'RSS before', 'RSS after', 'KiB/conn', 'conn/s', 'settled'], rows3, 1));
   }
   const noisy = [];
   const toolBound = [];
@@ -487,18 +657,72 @@ function report(results, brokers, skipped, env, tool) {
   return out.join('\n');
 }
 
+/** One SVG per scenario: a panel per metric, a bar per broker. */
+function charts(results, brokers, env) {
+  const cols = columns(brokers);
+  const colourOf = colours(cols);
+  const out = {};
+  for (const s of cfg.scenarios) {
+    const panels = METRICS[s].map(([label, pick, fmt, lowerBetter]) => ({
+      label,
+      lowerBetter,
+      format: fmt,
+      bars: cols.map((b) => {
+        const vs = (results[s]?.[b] ?? []).map(pick);
+        return { broker: b, median: median(vs), ...range(vs) };
+      }),
+    }));
+    const rounds = Math.max(0, ...cols.map((b) => (results[s]?.[b] ?? []).length));
+    out[s] = barChart(
+      `${s}: ${cols.join(', ')}`,
+      panels,
+      colourOf,
+      `${env.date}, ${env.machine}; ${rounds} round(s); ${env.versions.tern.split(' (')[0]}, ${env.versions.mosquitto}, ${env.versions.aedes}`,
+    );
+  }
+  return out;
+}
+
+function stamp() {
+  return new Date().toISOString().slice(0, 16).replace(':', '').replace('T', '-');
+}
+
+/** results.md, results.json and charts/*.svg in `dir`; then a copy in results/latest. */
+function writeOutputs(dir, markdown, data, svgs) {
+  mkdirSync(path.join(dir, 'charts'), { recursive: true });
+  const links = Object.keys(svgs).map((s) => `![${s}](charts/${s}.svg)`);
+  writeFileSync(path.join(dir, 'results.md'), `${markdown}\n\nCharts:\n\n${links.join('\n\n')}\n`);
+  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(data, null, 2)}\n`);
+  for (const [s, svg] of Object.entries(svgs)) writeFileSync(path.join(dir, 'charts', `${s}.svg`), svg);
+  console.error(`compare: wrote ${path.relative(ROOT, dir)}/ (results.md, results.json, charts/)`);
+  const latest = path.join(RESULTS, 'latest');
+  if (!args['keep-latest'] && path.resolve(dir) !== latest) {
+    rmSync(latest, { recursive: true, force: true });
+    cpSync(dir, latest, { recursive: true });
+    console.error(`compare: copied to ${path.relative(ROOT, latest)}/`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------
 
 async function main() {
   const started = Date.now();
+  const cpus = os.cpus();
   const env = {
     date: new Date().toISOString().slice(0, 10),
-    machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}`,
+    startedAt: new Date().toISOString(),
+    machine: `${cpus.length} x ${cpus[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}`,
+    loadavg: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
     versions: versions(),
+    commands: Object.fromEntries(cfg.brokers.map((b) => [b, commandText(b)])),
+    argv: process.argv.slice(2),
   };
-  console.error(`compare: ${env.machine}; logs in ${logDir}`);
+  console.error(`compare: ${env.machine}; load average ${env.loadavg}; logs in ${logDir}`);
 
   const brokers = [];
   const skipped = {};
@@ -540,22 +764,27 @@ async function main() {
         r.busyBefore = busyBefore;
         if (r.error) keepLogs = true;
         ((results[s] ??= {})[b] ??= []).push(r);
-        const figure =
-          r.error ??
-          (s === 'persistent'
-            ? `drained ${r.unique}/${r.sent} in ${r.drainSeconds} s`
-            : `${fmtInt(r.deliveredRate)} msgs/s, lost ${r.lost}, p99 ${r.latencyMs?.p99} ms`);
         const other = r.cpuCores?.other;
         const busyNote = other > BUSY_CORES ? ` (other processes used ${other} cores: unreliable)` : '';
-        console.error(`  [round ${round + 1}] ${s} on ${b}: ${figure}${busyNote}`);
+        console.error(`  [round ${round + 1}] ${s} on ${b}: ${figureOf(s, r)}${busyNote}`);
       }
     }
   }
 
+  env.finishedAt = new Date().toISOString();
+  env.loadavgAfter = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   const table = report(results, brokers, skipped, env, tool);
   console.log(table);
   console.error(`compare: done in ${Math.round((Date.now() - started) / 1000)} s`);
-  if (args.out) writeFileSync(args.out, `${JSON.stringify({ env, cfg, tool, skipped, results }, null, 2)}\n`);
+  const data = { env, cfg, tool, skipped, results };
+  if (args.out) writeFileSync(args.out, `${JSON.stringify(data, null, 2)}\n`);
+  if (!args['no-files']) {
+    const dir = path.resolve(args['out-dir'] ?? path.join(RESULTS, stamp()));
+    writeOutputs(dir, table, data, charts(results, brokers, env));
+  }
 }
 
 async function cleanup() {

@@ -1,423 +1,82 @@
+#!/usr/bin/env node
 /**
- * Tern macro load tool: drives one MQTT 3.1.1 broker on the loopback interface with a
- * scenario and reports delivered msgs/s, loss and latency. Every run is bounded in messages
- * or time and by --timeout, and stops by itself.
+ * Tern macro load tool (`tern-bench`, `npm run bench -- ...`): drives one MQTT 3.1.1 broker on the
+ * loopback interface with a scenario and reports rates, loss, duplicates, latency (HdrHistogram
+ * layout: p50/p99/p99.9/max), memory and CPU. Every run is bounded in messages or time and by
+ * --timeout, and stops by itself.
  *
  *   node benchmarks/macro/load.mjs --port 1883 --scenario fanin [--duration 5 --warmup 1]
- *   node benchmarks/macro/load.mjs --port 1883 --scenario qos1 --messages 200000
- *   node benchmarks/macro/load.mjs --port 1883 --scenario persistent [--messages 10000]
+ *   node benchmarks/macro/load.mjs --port 1883 --scenario qos2 --messages 200000
+ *   node benchmarks/macro/load.mjs --port 1883 --scenario idle --connections 10000 --broker-pid 1234
  *
- * Scenarios (all subscribers use the filter 'bench/#'):
+ * Scenarios (subscribers use the filter 'bench/#' unless said otherwise):
  *   fanin       8 publishers (topic bench/<i>) -> 1 subscriber, QoS 0
  *   fanout      1 publisher (topic bench/fanout) -> 64 subscribers, QoS 0
  *   qos1        4 publishers, QoS 1 with --window unacknowledged PUBLISHes each -> 1 subscriber at
- *               QoS 1 that acks every PUBLISH; latency publish -> delivery from the payload stamp
+ *               QoS 1 that acks every PUBLISH; loss and duplicates counted per sequence number
+ *   qos2        as qos1 with QoS 2 and the whole flow on both sides (PUBREC, PUBREL, PUBCOMP),
+ *               window 16 (Mosquitto closes a connection with more than 20 incoming in flight)
+ *   latency     1 publisher -> 1 subscriber, QoS 0, at a fixed --rate (default 1000 msgs/s, open
+ *               loop): publish -> delivery latency p50/p99/p99.9/max over --duration (default 10 s)
  *   persistent  'bench-persist' (cleanSession=false) subscribes at QoS 1 and disconnects; 10,000
  *               QoS 1 messages are published (all PUBACKed) while it is away; it reconnects and the
  *               tool times how long until all have arrived, acking each one
+ *   retained    10,000 retained QoS 1 messages on bench/retained/<i> (all PUBACKed), then a new
+ *               subscriber to 'bench/retained/#' (QoS --sub-qos, default 0): time from SUBSCRIBE
+ *               until all have arrived; the retained messages are deleted afterwards
+ *   idle        --connections (default 10,000) connections with CONNECT, at most --concurrency
+ *               handshakes at once (and at most --ramp per second if set); connect rate and
+ *               CONNACK latency; with --broker-pid the broker's RSS (VmRSS, settled) before and
+ *               after, and KiB per idle connection
+ *   soak        4 publishers -> 4 subscribers, QoS 1, at a fixed --rate (default 4000 msgs/s) for
+ *               --duration (default 60 s); per slice (--slice, default a tenth) delivered rate,
+ *               p50/p99 and the broker's RSS; drift of p99 and RSS from the first to the last slice
  *   pub-only    publishers only (tool capacity against benchmarks/macro/null-broker.mjs)
  *   sub-only    subscribers only (tool capacity: the null broker streams PUBLISHes to them)
  *
  * Flow control. Each publisher keeps at most --window messages not yet seen by every subscriber
- * (end to end: the tool sees both ends), and at QoS 1 also at most --window PUBLISHes without
- * PUBACK. Without the end-to-end bound a fast publisher only measures how much a broker buffers
- * or drops (a broker acks QoS 1 on receipt and queues); with it the figure is the rate the broker
- * sustains. --window 0 makes QoS 0 open loop (TCP backpressure only). Socket backpressure
- * ('drain') is always honoured.
+ * (end to end: the tool sees both ends), and at QoS 1/2 also at most --window PUBLISHes without
+ * their last acknowledgement. Without the end-to-end bound a fast publisher only measures how much
+ * a broker buffers or drops; with it the figure is the rate the broker sustains. --window 0 makes
+ * QoS 0 open loop (TCP backpressure only); --rate paces publishers at a fixed rate. Socket
+ * backpressure ('drain') is always honoured.
  *
- * --broker-pid <pid> adds the broker's CPU use over the measured window (from /proc, Linux),
- * next to the tool's own, to show which side was saturated.
+ * --broker-pid <pid> adds the broker's CPU use over the measured window (from /proc, Linux), next
+ * to the tool's own, to show which side was saturated, and its RSS where a scenario reports it.
  *
- * Output: a summary, or one JSON object with --json (benchmarks/macro/compare.mjs reads it).
- * Exit code 0 when the run completed (loss is reported, not an error), 1 on error or timeout.
+ * Output: progress on stderr once a second (not with --json or --quiet), then a summary, or one
+ * JSON object with --json (benchmarks/macro/compare.mjs reads it). Exit code 0 when the run
+ * completed (loss is reported, not an error), 1 on error or timeout, 2 on a bad option.
  */
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import {
-  CONNACK,
-  connectBytes,
-  DISCONNECT_BYTES,
-  FrameScanner,
-  PAYLOAD_HEADER,
-  PUBACK,
-  PUBLISH,
-  PublishTemplate,
-  SUBACK,
-  subscribeBytes,
-} from './wire.mjs';
+import { Publisher, Subscriber } from './clients.mjs';
+import { Histogram } from './histogram.mjs';
+import { cpuSpan, ephemeralPorts, fdLimits, round3, rssKiB, settledRss } from './proc.mjs';
+import { connectBytes, DISCONNECT_BYTES, emptyPublishBytes, PAYLOAD_HEADER } from './wire.mjs';
 
 const SCENARIOS = {
   fanin: { publishers: 8, subscribers: 1, qos: 0, window: 256 },
   fanout: { publishers: 1, subscribers: 64, qos: 0, window: 256 },
   qos1: { publishers: 4, subscribers: 1, qos: 1, window: 32 },
+  // 16: Mosquitto 2.0 closes a 3.1.1 connection with more than max_inflight_messages (20) QoS 2
+  // PUBLISHes awaiting PUBREL.
+  qos2: { publishers: 4, subscribers: 1, qos: 2, window: 16 },
+  latency: { publishers: 1, subscribers: 1, qos: 0, window: 0, rate: 1000, duration: 10 },
   persistent: { publishers: 1, subscribers: 1, qos: 1, window: 1000, messages: 10000 },
+  retained: { publishers: 1, subscribers: 1, qos: 1, subQos: 0, window: 1000, messages: 10000 },
+  idle: { publishers: 0, subscribers: 0, qos: 0, window: 0, connections: 10000 },
+  soak: { publishers: 4, subscribers: 4, qos: 1, window: 32, rate: 4000, duration: 60 },
   'pub-only': { publishers: 8, subscribers: 0, qos: 0, window: 0 },
   'sub-only': { publishers: 0, subscribers: 1, qos: 0, window: 0 },
 };
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
-/** Bytes per write for one publisher's batch of PUBLISHes. */
-const BATCH_BYTES = 16 * 1024;
 /** A run with no delivery for this long after publishing stopped is over (the rest is lost). */
 const IDLE_MS = 1000;
-
-// ---------------------------------------------------------------------------------------
-// Latency samples: a reservoir that halves itself (keeping every other sample) when full,
-// so a long run keeps an evenly spread sample in bounded memory.
-// ---------------------------------------------------------------------------------------
-
-class Reservoir {
-  constructor(capacity = 1 << 20) {
-    this.data = new Float64Array(capacity);
-    this.n = 0;
-    this.stride = 1;
-    this.skip = 0;
-    this.count = 0;
-  }
-
-  add(v) {
-    this.count++;
-    if (++this.skip < this.stride) return;
-    this.skip = 0;
-    if (this.n === this.data.length) {
-      const d = this.data;
-      const half = d.length >> 1;
-      for (let i = 0; i < half; i++) d[i] = d[2 * i];
-      this.n = half;
-      this.stride *= 2;
-    }
-    this.data[this.n++] = v;
-  }
-
-  summary() {
-    if (this.n === 0) return null;
-    const s = this.data.subarray(0, this.n).sort();
-    const at = (p) => s[Math.min(this.n - 1, Math.max(0, Math.ceil((p / 100) * this.n) - 1))];
-    return {
-      p50: round3(at(50)),
-      p90: round3(at(90)),
-      p99: round3(at(99)),
-      max: round3(s[this.n - 1]),
-      samples: this.n,
-    };
-  }
-}
-
-function round3(x) {
-  return Math.round(x * 1000) / 1000;
-}
-
-// ---------------------------------------------------------------------------------------
-// Connections
-// ---------------------------------------------------------------------------------------
-
-class Client {
-  constructor(run, clientId, clean) {
-    this.run = run;
-    this.clientId = clientId;
-    this.clean = clean;
-    this.socket = null;
-    this.closing = false;
-    this.closed = false;
-    this.waiter = null;
-    this.sessionPresent = false;
-    this.scanner = new FrameScanner((first, buf, start, end) => this.onPacket(first, buf, start, end));
-    run.clients.add(this);
-  }
-
-  /** Opens the socket and sends CONNECT; resolves on CONNACK 0. */
-  connect() {
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject, what: 'CONNACK' };
-      const socket = net.connect({ host: this.run.host, port: this.run.port });
-      this.socket = socket;
-      socket.setNoDelay(true);
-      socket.on('connect', () => socket.write(connectBytes(this.clientId, this.clean)));
-      socket.on('data', (chunk) => this.onData(chunk));
-      socket.on('drain', () => this.onDrain());
-      socket.on('error', (err) => this.fail(new Error(`${this.clientId}: ${err.message}`)));
-      socket.on('close', () => {
-        this.closed = true;
-        this.run.clients.delete(this);
-        if (!this.closing) this.fail(new Error(`${this.clientId}: connection closed by the broker`));
-      });
-    });
-  }
-
-  subscribe(filter, qos) {
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject, what: 'SUBACK' };
-      this.socket.write(subscribeBytes(1, filter, qos));
-    });
-  }
-
-  /** Sends DISCONNECT and waits for the socket to close (destroys it after 2 s). */
-  disconnect() {
-    if (this.closed) return Promise.resolve();
-    this.closing = true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.socket.destroy(), 2000);
-      this.socket.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.socket.end(DISCONNECT_BYTES);
-    });
-  }
-
-  destroy() {
-    this.closing = true;
-    this.socket?.destroy();
-  }
-
-  fail(err) {
-    if (this.closing) return;
-    this.closing = true;
-    const w = this.waiter;
-    this.waiter = null;
-    if (w !== null) w.reject(err);
-    else this.run.fail(err);
-  }
-
-  onData(chunk) {
-    this.run.now = performance.now();
-    try {
-      this.scanner.push(chunk);
-    } catch (err) {
-      this.fail(new Error(`${this.clientId}: ${err.message}`));
-      return;
-    }
-    this.afterChunk();
-  }
-
-  afterChunk() {}
-
-  onDrain() {}
-
-  onPacket(first, buf, start, end) {
-    const type = first >> 4;
-    if (type === PUBLISH) this.onPublish(first, buf, start, end);
-    else if (type === PUBACK) this.onPuback((buf[start] << 8) | buf[start + 1]);
-    else if (type === CONNACK) {
-      const rc = buf[start + 1];
-      this.sessionPresent = (buf[start] & 1) === 1;
-      this.settle(rc === 0, `${this.clientId}: CONNACK return code ${rc}`, { sessionPresent: this.sessionPresent });
-    } else if (type === SUBACK) {
-      const granted = buf[end - 1];
-      this.settle(granted !== 0x80, `${this.clientId}: SUBACK failure (0x80)`, granted);
-    }
-  }
-
-  settle(ok, message, value) {
-    const w = this.waiter;
-    this.waiter = null;
-    if (w === null) return;
-    if (ok) w.resolve(value);
-    else w.reject(new Error(message));
-  }
-
-  onPublish() {
-    this.run.unexpected++;
-  }
-
-  onPuback() {
-    this.run.unexpected++;
-  }
-}
-
-class Subscriber extends Client {
-  /** `exact`: the number of distinct sequence numbers expected from publisher 0 (persistent). */
-  constructor(run, clientId, clean, exact = 0) {
-    super(run, clientId, clean);
-    this.high = new Int32Array(Math.max(1, run.publisherCount)).fill(-1);
-    this.received = 0;
-    this.late = 0;
-    this.gaps = 0;
-    this.seen = exact > 0 ? new Uint8Array(exact) : null;
-    this.unique = 0;
-    this.ackBuf = null;
-    this.ackLen = 0;
-  }
-
-  onData(chunk) {
-    this.ackBuf = null;
-    this.ackLen = 0;
-    this.chunkLength = chunk.length;
-    super.onData(chunk);
-  }
-
-  onPublish(first, buf, start, end) {
-    const run = this.run;
-    let p = start + 2 + ((buf[start] << 8) | buf[start + 1]);
-    if ((first & 0x06) !== 0) {
-      this.queueAck(buf[p], buf[p + 1]);
-      p += 2;
-    }
-    if (end - p < PAYLOAD_HEADER) {
-      run.foreign++;
-      return;
-    }
-    const pub = (buf[p] << 8) | buf[p + 1];
-    if (pub >= this.high.length) {
-      run.foreign++;
-      return;
-    }
-    const seq = buf.readUInt32BE(p + 2);
-    this.received++;
-    run.received++;
-    const high = this.high[pub];
-    if (seq > high) {
-      if (seq !== high + 1) this.gaps++;
-      this.high[pub] = seq;
-    } else {
-      this.late++;
-    }
-    if (this.seen !== null && seq < this.seen.length && this.seen[seq] === 0) {
-      this.seen[seq] = 1;
-      this.unique++;
-    }
-    if (run.recording) {
-      run.windowReceived++;
-      run.latency.add(run.now - buf.readDoubleBE(p + 6));
-    }
-  }
-
-  /** PUBACKs of one chunk leave in one write. A QoS 1 PUBLISH is at least 6 bytes, its PUBACK 4. */
-  queueAck(hi, lo) {
-    if (this.ackBuf === null) this.ackBuf = Buffer.allocUnsafe(Math.ceil((this.chunkLength * 2) / 3) + 8);
-    const b = this.ackBuf;
-    const i = this.ackLen;
-    b[i] = 0x40;
-    b[i + 1] = 2;
-    b[i + 2] = hi;
-    b[i + 3] = lo;
-    this.ackLen = i + 4;
-  }
-
-  afterChunk() {
-    if (this.ackLen > 0 && !this.closing) this.socket.write(this.ackBuf.subarray(0, this.ackLen));
-    this.ackBuf = null;
-    this.run.onProgress();
-  }
-}
-
-class Publisher extends Client {
-  constructor(run, index, clientId, topic, quota) {
-    super(run, clientId, true);
-    this.index = index;
-    this.qos = run.qos;
-    this.window = run.window;
-    this.template = new PublishTemplate(topic, run.qos, run.payload, index);
-    this.batchMax = Math.max(1, Math.floor(BATCH_BYTES / this.template.length));
-    this.wakeAt = Math.min(this.batchMax, Math.max(1, this.window >> 2));
-    this.quota = quota;
-    this.seq = 0;
-    this.sent = 0;
-    this.inflight = 0;
-    this.acked = 0;
-    this.nextId = 0;
-    this.outstanding = this.qos > 0 ? new Uint8Array(65536) : null;
-    /** Sequence numbers written off by the stall watchdog (QoS 0 window only). */
-    this.released = -1;
-    this.waitingDrain = false;
-    this.waitingWindow = false;
-    this.scheduled = false;
-    this.pumpBound = () => this.pump();
-    this.onAllAcked = null;
-  }
-
-  /** Messages this publisher may write now. */
-  allowed() {
-    const run = this.run;
-    if (!run.sending) return 0;
-    let n = this.quota - this.seq;
-    if (this.qos > 0) n = Math.min(n, this.window - this.inflight);
-    if (this.window > 0) {
-      const seen = Math.max(run.deliveredHigh(this.index), this.released);
-      n = Math.min(n, this.window - (this.seq - 1 - seen));
-    }
-    return Math.min(n, this.batchMax);
-  }
-
-  /**
-   * A publisher blocked on its window writes again once a quarter of the window (or all it has
-   * left to send) is free, so that it writes batches rather than a message at a time.
-   */
-  enough(n) {
-    return n > 0 && n >= Math.min(this.wakeAt, this.quota - this.seq);
-  }
-
-  shouldWake() {
-    return this.waitingWindow && !this.scheduled && this.enough(this.allowed());
-  }
-
-  schedule() {
-    if (this.scheduled || this.closing) return;
-    this.scheduled = true;
-    setImmediate(this.pumpBound);
-  }
-
-  pump() {
-    this.scheduled = false;
-    if (this.waitingDrain || this.closing || !this.run.sending || this.seq >= this.quota) return;
-    const n = this.allowed();
-    if (!this.enough(n)) {
-      this.waitingWindow = true;
-      return;
-    }
-    this.waitingWindow = false;
-    const t = this.template;
-    const buf = Buffer.allocUnsafe(n * t.length);
-    const now = performance.now();
-    let off = 0;
-    for (let k = 0; k < n; k++) {
-      let id = 0;
-      if (this.qos > 0) {
-        id = this.nextId = this.nextId === 65535 ? 1 : this.nextId + 1;
-        this.outstanding[id] = 1;
-        this.inflight++;
-      }
-      off = t.fill(buf, off, this.seq++, now, id);
-    }
-    this.sent += n;
-    this.run.sent += n;
-    if (this.run.recording) this.run.windowSent += n;
-    if (!this.socket.write(buf)) {
-      this.waitingDrain = true;
-      return;
-    }
-    this.schedule();
-  }
-
-  onDrain() {
-    this.waitingDrain = false;
-    this.schedule();
-  }
-
-  onPuback(id) {
-    if (this.outstanding === null || this.outstanding[id] === 0) {
-      this.run.unexpected++;
-      return;
-    }
-    this.outstanding[id] = 0;
-    this.inflight--;
-    this.acked++;
-    this.run.acked++;
-    if (this.run.recording) this.run.windowAcked++;
-    if (this.shouldWake()) this.schedule();
-    if (this.inflight === 0 && this.seq === this.quota && this.onAllAcked !== null) this.onAllAcked();
-  }
-
-  /** Resolves when every PUBLISH written has been acknowledged (QoS 1). */
-  allAcked() {
-    if (this.inflight === 0 && this.seq === this.quota) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.onAllAcked = resolve;
-    });
-  }
-}
+/** File descriptors the tool needs besides its connections (stdio, /proc reads, libuv). */
+const FD_MARGIN = 64;
 
 // ---------------------------------------------------------------------------------------
 // A run
@@ -432,9 +91,11 @@ class Run {
     this.sending = false;
     this.recording = false;
     this.now = performance.now();
+    this.paceStart = 0;
     this.sent = 0;
     this.acked = 0;
     this.received = 0;
+    this.unique = 0;
     this.windowSent = 0;
     this.windowAcked = 0;
     this.windowReceived = 0;
@@ -445,7 +106,11 @@ class Run {
     this.unexpected = 0;
     this.foreign = 0;
     this.stalls = 0;
-    this.latency = new Reservoir();
+    this.errors = 0;
+    this.latency = new Histogram();
+    /** Soak: the current slice's latency, recorded beside the whole run's. */
+    this.slice = null;
+    this.idle = { opened: 0, connected: 0, failed: 0, closed: 0 };
     this.cpu = null;
     this.cpuEnd = null;
     this.failure = null;
@@ -500,59 +165,6 @@ class Run {
   }
 }
 
-const CLOCK_TICKS = 100;
-
-/** CPU seconds (user + system, all threads) of a process from /proc, or null. */
-function procCpuSeconds(pid) {
-  if (!pid) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
-}
-
-/** Busy CPU seconds of the whole machine (all cores, everything but idle and iowait), or null. */
-function machineBusySeconds() {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal
-    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Marks CPU counters; `end()` gives cores used over the span by the tool, the broker, the whole
- * machine, and everything else ('other': other processes on the machine, which make a run
- * unreliable when high).
- */
-function cpuSpan(run) {
-  const tool = process.cpuUsage();
-  const broker = procCpuSeconds(run.brokerPid);
-  const machine = machineBusySeconds();
-  const t = performance.now();
-  return () => {
-    const seconds = (performance.now() - t) / 1000;
-    const used = process.cpuUsage(tool);
-    const brokerEnd = procCpuSeconds(run.brokerPid);
-    const machineEnd = machineBusySeconds();
-    const cores = {
-      tool: round3((used.user + used.system) / 1e6 / seconds),
-      broker: broker === null || brokerEnd === null ? null : round3((brokerEnd - broker) / seconds),
-      machine: machine === null || machineEnd === null ? null : round3((machineEnd - machine) / seconds),
-      other: null,
-    };
-    if (cores.broker !== null && cores.machine !== null) {
-      cores.other = round3(Math.max(0, cores.machine - cores.tool - cores.broker));
-    }
-    return cores;
-  };
-}
-
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -604,7 +216,52 @@ function startWatchdog(run) {
   return () => clearInterval(timer);
 }
 
-/** Loss and ordering counts once a run has drained. */
+function fmtCount(x) {
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e4) return `${(x / 1e3).toFixed(1)}k`;
+  return String(Math.round(x));
+}
+
+/** Progress on stderr once a second: rates, connections, errors. A no-op with --json/--quiet. */
+function startProgress(run) {
+  if (run.json || run.quiet) return () => {};
+  const tty = process.stderr.isTTY === true;
+  const t0 = performance.now();
+  let last = { t: t0, sent: 0, received: 0, acked: 0, connected: 0 };
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const dt = (now - last.t) / 1000;
+    const parts = [`${run.scenario} ${((now - t0) / 1000).toFixed(1)} s`];
+    if (run.scenario === 'idle') {
+      const c = run.idle;
+      parts.push(
+        `connected ${c.connected}/${run.connections}`,
+        `${fmtCount((c.connected - last.connected) / dt)} conn/s`,
+        `open ${c.opened - c.closed}`,
+      );
+      last = { ...last, t: now, connected: c.connected };
+    } else {
+      parts.push(
+        `connections ${run.clients.size}`,
+        `sent ${fmtCount((run.sent - last.sent) / dt)}/s`,
+        `received ${fmtCount((run.received - last.received) / dt)}/s`,
+      );
+      if (run.qos > 0) parts.push(`acked ${fmtCount((run.acked - last.acked) / dt)}/s`);
+      if (run.stalls > 0) parts.push(`stalls ${run.stalls}`);
+      last = { ...last, t: now, sent: run.sent, received: run.received, acked: run.acked };
+    }
+    parts.push(`errors ${run.errors + run.idle.failed}`);
+    const line = parts.join(', ');
+    process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+  }, 1000);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    if (tty) process.stderr.write('\r\x1b[K');
+  };
+}
+
+/** Loss, duplicate and ordering counts once a run has drained. */
 function accounting(run) {
   let late = 0;
   let gaps = 0;
@@ -612,15 +269,22 @@ function accounting(run) {
     late += s.late;
     gaps += s.gaps;
   }
+  const subs = run.subscribers;
+  const exact = subs.length > 0 && subs.every((s) => s.seen !== null);
   const expected = run.expected();
-  const lost = run.subscribers.length === 0 || run.publishers.length === 0 ? null : expected - (run.received - late);
+  const measurable = subs.length > 0 && run.publishers.length > 0;
+  // With every sequence number tracked, loss and duplicates are exact; at QoS 0 (untracked, to
+  // keep the receive path lean) a repeat shows as out of order and loss as expected - in order.
+  const lost = !measurable ? null : exact ? expected - run.unique : expected - (run.received - late);
   return {
     sent: run.sent,
     acked: run.qos > 0 ? run.acked : undefined,
     expected: run.publishers.length === 0 ? null : expected,
     received: run.received,
+    unique: exact ? run.unique : undefined,
     lost,
     lossPct: lost === null || expected === 0 ? null : round3((lost / expected) * 100),
+    duplicates: exact ? run.received - run.unique : null,
     outOfOrder: late,
     gaps,
     stalls: run.stalls,
@@ -629,32 +293,99 @@ function accounting(run) {
   };
 }
 
+function quotaOf(run, i, count) {
+  return run.messages > 0 ? Math.floor(run.messages / count) + (i < run.messages % count ? 1 : 0) : 2 ** 31 - 1;
+}
+
 async function connectAll(run) {
-  const { publisherCount: pubCount, subscriberCount: subCount, scenario } = run;
+  const { publisherCount: pubCount, subscriberCount: subCount } = run;
   const tag = process.pid;
-  for (let i = 0; i < subCount; i++) run.subscribers.push(new Subscriber(run, `bench-sub-${tag}-${i}`, true));
+  const exact = run.qos > 0 || run.subQos > 0;
+  for (let i = 0; i < subCount; i++) {
+    const id = run.clean ? `bench-sub-${tag}-${i}` : `bench-sub-${i}`;
+    run.subscribers.push(new Subscriber(run, id, run.clean, exact));
+  }
+  const rate = run.rate > 0 && pubCount > 0 ? run.rate / pubCount : 0;
   for (let i = 0; i < pubCount; i++) {
-    const topic = scenario === 'fanout' ? 'bench/fanout' : `bench/${i}`;
-    const quota =
-      run.messages > 0 ? Math.floor(run.messages / pubCount) + (i < run.messages % pubCount ? 1 : 0) : 2 ** 31 - 1;
-    run.publishers.push(new Publisher(run, i, `bench-pub-${tag}-${i}`, topic, quota));
+    const topic = run.topic.replaceAll('{i}', String(i));
+    const quota = quotaOf(run, i, pubCount);
+    run.publishers.push(new Publisher(run, i, `bench-pub-${tag}-${i}`, topic, quota, { retain: run.retain, rate }));
   }
   await Promise.all(
     run.subscribers.map(async (s) => {
       await s.connect();
-      await s.subscribe('bench/#', run.qos);
+      await s.subscribe(run.filter, run.subQos);
     }),
   );
   await Promise.all(run.publishers.map((p) => p.connect()));
 }
 
-/** fanin, fanout, qos1, pub-only, sub-only: a flow measured in a window after a warmup. */
+/** Subscribers with cleanSession=false leave a session behind: end it with a clean connect. */
+async function wipeSessions(run, ids) {
+  for (const id of ids) {
+    const c = new Subscriber(run, id, true);
+    await c.connect();
+    await c.disconnect();
+  }
+}
+
+/**
+ * Soak: every `sliceSeconds` of the window, the slice's delivered rate, latency and the
+ * broker's RSS; the slice histogram starts afresh.
+ */
+function startSlices(run) {
+  const slices = [];
+  run.slice = new Histogram();
+  let from = { t: performance.now(), received: run.windowReceived };
+  const take = () => {
+    const now = performance.now();
+    const s = run.slice.summary();
+    slices.push({
+      atSeconds: round3((now - run.windowStart) / 1000),
+      deliveredRate: Math.round((run.windowReceived - from.received) / ((now - from.t) / 1000)),
+      p50: s?.p50 ?? null,
+      p99: s?.p99 ?? null,
+      max: s?.max ?? null,
+      brokerRssKiB: rssKiB(run.brokerPid),
+    });
+    run.slice.reset();
+    from = { t: now, received: run.windowReceived };
+  };
+  const timer = setInterval(take, run.sliceSeconds * 1000);
+  return () => {
+    clearInterval(timer);
+    // The last slice, unless the timer has just taken it.
+    if (performance.now() - from.t > run.sliceSeconds * 500) take();
+    run.slice = null;
+    return slices;
+  };
+}
+
+function drift(slices) {
+  if (slices.length < 2) return null;
+  const a = slices[0];
+  const b = slices[slices.length - 1];
+  return {
+    p99StartMs: a.p99,
+    p99EndMs: b.p99,
+    p99Ratio: a.p99 && b.p99 ? round3(b.p99 / a.p99) : null,
+    rssStartKiB: a.brokerRssKiB,
+    rssEndKiB: b.brokerRssKiB,
+    rssGrowthKiB: a.brokerRssKiB !== null && b.brokerRssKiB !== null ? b.brokerRssKiB - a.brokerRssKiB : null,
+    rateStart: a.deliveredRate,
+    rateEnd: b.deliveredRate,
+  };
+}
+
+/** fanin, fanout, qos1, qos2, latency, soak, pub-only, sub-only: a flow measured in a window. */
 async function runFlow(run) {
   await connectAll(run);
   const t0 = performance.now();
   const stopWatchdog = startWatchdog(run);
   run.sending = true;
+  run.paceStart = performance.now();
   for (const p of run.publishers) p.schedule();
+  let slices = null;
 
   if (run.messages > 0) {
     // Count mode: the window opens once --warmup-fraction of the deliveries have arrived and
@@ -665,11 +396,13 @@ async function runFlow(run) {
       if (!run.recording && run.windowStart === 0 && run.received >= warmupCount) {
         run.recording = true;
         run.windowStart = run.now;
-        run.cpuEnd = cpuSpan(run);
+        run.cpuEnd = cpuSpan(run.brokerPid);
       }
     };
     const allSent = () => run.publishers.every((p) => p.seq === p.quota && (p.qos === 0 || p.inflight === 0));
-    await waitUntil(run, () => allSent() && run.received >= run.expected(), IDLE_MS);
+    const done = () =>
+      allSent() && (run.subscribers.every((s) => s.seen === null) ? run.received : run.unique) >= run.expected();
+    await waitUntil(run, done, IDLE_MS);
     run.recording = false;
     run.windowEnd = run.lastProgress;
     run.cpu = run.cpuEnd?.() ?? null;
@@ -677,19 +410,21 @@ async function runFlow(run) {
     await sleep(run.warmup * 1000);
     run.windowStart = performance.now();
     run.recording = true;
-    const cpuEnd = cpuSpan(run);
-    await sleep(run.duration * 1000);
+    const cpuEnd = cpuSpan(run.brokerPid);
+    const stopSlices = run.sliceSeconds > 0 ? startSlices(run) : null;
+    await Promise.race([sleep(run.duration * 1000), run.failed()]);
+    if (stopSlices !== null) slices = stopSlices();
     run.recording = false;
     run.windowEnd = performance.now();
     run.cpu = cpuEnd();
     run.sending = false;
     if (run.subscribers.length > 0 && run.publishers.length > 0) {
       const deadline = performance.now() + run.drainTimeout * 1000;
+      const count = () => (run.subscribers.every((s) => s.seen === null) ? run.received : run.unique);
       await waitUntil(
         run,
         () =>
-          (run.received >= run.expected() && run.publishers.every((p) => p.inflight === 0)) ||
-          performance.now() > deadline,
+          (count() >= run.expected() && run.publishers.every((p) => p.inflight === 0)) || performance.now() > deadline,
         IDLE_MS,
       );
     } else if (run.qos > 0) {
@@ -700,6 +435,11 @@ async function runFlow(run) {
   const seconds = (run.windowEnd - run.windowStart) / 1000;
   const rate = (n) => (seconds > 0 ? Math.round(n / seconds) : 0);
   await Promise.all([...run.clients].map((c) => c.disconnect()));
+  if (!run.clean)
+    await wipeSessions(
+      run,
+      run.subscribers.map((s) => s.clientId),
+    );
   return {
     seconds: round3(seconds),
     totalSeconds: round3((performance.now() - t0) / 1000),
@@ -709,6 +449,9 @@ async function runFlow(run) {
     cpuCores: run.cpu,
     // sub-only is fed by another process: its send stamps are on another clock.
     latencyMs: run.publisherCount > 0 ? run.latency.summary() : undefined,
+    slices: slices ?? undefined,
+    drift: slices ? drift(slices) : undefined,
+    brokerRssKiB: run.brokerPid ? rssKiB(run.brokerPid) : undefined,
     ...accounting(run),
   };
 }
@@ -736,7 +479,7 @@ async function runPersistent(run) {
   const publishSeconds = (performance.now() - tp) / 1000;
   run.sending = false;
 
-  const sub = new Subscriber(run, id, false, n);
+  const sub = new Subscriber(run, id, false, true);
   run.subscribers.push(sub);
   let doneAt = 0;
   run.progressHook = () => {
@@ -744,16 +487,14 @@ async function runPersistent(run) {
   };
   const t0 = performance.now();
   run.recording = false;
-  const cpuEnd = cpuSpan(run);
+  const cpuEnd = cpuSpan(run.brokerPid);
   const connack = await sub.connect();
   const allArrived = await waitUntil(run, () => doneAt > 0, 3000);
   const cpu = cpuEnd();
   const end = allArrived ? doneAt : run.lastProgress;
   // Leave no session behind.
   await sub.disconnect();
-  const wipe = new Subscriber(run, id, true);
-  await wipe.connect();
-  await wipe.disconnect();
+  await wipeSessions(run, [id]);
   await pub.disconnect();
   const drainSeconds = (end - t0) / 1000;
   return {
@@ -761,14 +502,217 @@ async function runPersistent(run) {
     drainRate: drainSeconds > 0 ? Math.round(sub.unique / drainSeconds) : 0,
     allArrived,
     sessionPresent: connack.sessionPresent,
-    unique: sub.unique,
-    duplicates: sub.received - sub.unique,
     publishSeconds: round3(publishSeconds),
     publishRate: Math.round(n / publishSeconds),
     cpuCores: cpu,
     ...accounting(run),
     lost: n - sub.unique,
     lossPct: round3(((n - sub.unique) / n) * 100),
+    duplicates: sub.received - sub.unique,
+  };
+}
+
+/** retained: n retained messages, then a new wildcard subscriber; time until all arrive. */
+async function runRetained(run) {
+  const n = run.messages;
+  const tag = process.pid;
+  const topics = Array.from({ length: n }, (_, i) => `bench/retained/${i}`);
+  const pub = new Publisher(run, 0, `bench-retain-pub-${tag}`, topics, n, { retain: true });
+  run.publishers.push(pub);
+  await pub.connect();
+  const tp = performance.now();
+  run.sending = true;
+  pub.schedule();
+  await Promise.race([pub.allAcked(), run.failed()]);
+  const publishSeconds = (performance.now() - tp) / 1000;
+  run.sending = false;
+
+  const sub = new Subscriber(run, `bench-retain-sub-${tag}`, true, true);
+  run.subscribers.push(sub);
+  await sub.connect();
+  let doneAt = 0;
+  run.progressHook = () => {
+    if (doneAt === 0 && sub.unique === n) doneAt = run.now;
+  };
+  const cpuEnd = cpuSpan(run.brokerPid);
+  const t0 = performance.now();
+  const granted = await Promise.race([sub.subscribe('bench/retained/#', run.subQos), run.failed()]);
+  const allArrived = await waitUntil(run, () => doneAt > 0, 3000);
+  const cpu = cpuEnd();
+  const end = allArrived ? doneAt : run.lastProgress;
+  await sub.disconnect();
+  if (!run.keepRetained) {
+    // Empty retained payloads delete the messages, so the broker is left as it was found.
+    pub.socket.write(Buffer.concat(topics.map((t) => emptyPublishBytes(t, true))));
+  }
+  await pub.disconnect();
+  const seconds = (end - t0) / 1000;
+  return {
+    retainedSeconds: round3(seconds),
+    retainedRate: seconds > 0 ? Math.round(sub.unique / seconds) : 0,
+    allArrived,
+    grantedQos: granted,
+    publishSeconds: round3(publishSeconds),
+    publishRate: Math.round(n / publishSeconds),
+    cpuCores: cpu,
+    sent: run.sent,
+    acked: run.acked,
+    expected: n,
+    received: sub.received,
+    unique: sub.unique,
+    lost: n - sub.unique,
+    lossPct: round3(((n - sub.unique) / n) * 100),
+    duplicates: sub.received - sub.unique,
+    unexpectedPackets: run.unexpected,
+    foreignPublishes: run.foreign,
+  };
+}
+
+/**
+ * idle: opens connections (CONNECT, wait for CONNACK) with at most `concurrency` handshakes in
+ * flight and at most `ramp` starts per second; holds them while the broker's RSS settles.
+ */
+async function runIdle(run) {
+  const n = run.connections;
+  const pid = run.brokerPid;
+  const limits = fdLimits();
+  if (limits !== null && n + FD_MARGIN > limits.soft) {
+    throw new Error(
+      `idle: ${n} connections need about ${n + FD_MARGIN} file descriptors in this process, and it may open ` +
+        `${limits.soft} (ulimit -n; hard limit ${limits.hard}; raising the hard limit needs CAP_SYS_RESOURCE). ` +
+        `Lower --connections or raise the limit.`,
+    );
+  }
+  const brokerLimits = pid ? fdLimits(pid) : null;
+  const ports = ephemeralPorts();
+  const perSource = ports.high - ports.low + 1;
+  const ipv4 = run.host !== '::1';
+  const sources = run.sourceIps || (ipv4 ? Math.min(250, Math.ceil(n / Math.floor(perSource * 0.9))) : 1);
+  if (sources > 1 && !ipv4) throw new Error('idle: --source-ips needs an IPv4 loopback --host');
+  const localAddress = (i) => (sources > 1 ? `127.0.0.${1 + (i % sources)}` : undefined);
+
+  const before = pid ? await settledRss(pid, { timeoutMs: run.settleTimeout * 1000 }) : null;
+  const sockets = [];
+  const errorCodes = {};
+  const handshake = new Histogram();
+  const c = run.idle;
+  let dropped = 0;
+  let closing = false;
+  let firstError = null;
+  const cpuEnd = cpuSpan(pid);
+  const t0 = performance.now();
+  let lastConnackAt = t0;
+
+  await new Promise((resolve) => {
+    let next = 0;
+    let active = 0;
+    let settled = 0;
+    let rampTimer = null;
+    const finish = () => {
+      active--;
+      if (++settled === n) resolve();
+      else launch();
+    };
+    const open = (i) => {
+      active++;
+      c.opened++;
+      const started = performance.now();
+      const socket = net.connect({ host: run.host, port: run.port, localAddress: localAddress(i) });
+      sockets.push(socket);
+      let state = 0; // 0 waiting, 1 connected, 2 failed
+      let got = null;
+      const failed = (why) => {
+        if (state !== 0) return;
+        state = 2;
+        c.failed++;
+        errorCodes[why] = (errorCodes[why] ?? 0) + 1;
+        socket.destroy();
+        finish();
+      };
+      socket.on('connect', () => socket.write(connectBytes(`bench-idle-${process.pid}-${i}`, true, run.keepalive)));
+      socket.on('data', (chunk) => {
+        if (state !== 0) return;
+        got = got === null ? chunk : Buffer.concat([got, chunk]);
+        if (got.length < 4) return;
+        if (got[0] !== 0x20 || got[1] !== 2 || got[3] !== 0) {
+          failed(got[0] === 0x20 ? `CONNACK ${got[3]}` : 'not a CONNACK');
+          return;
+        }
+        state = 1;
+        const now = performance.now();
+        lastConnackAt = now;
+        handshake.recordMs(now - started);
+        c.connected++;
+        finish();
+      });
+      socket.on('error', (err) => {
+        firstError ??= err.message;
+        failed(err.code ?? err.message);
+      });
+      socket.on('close', () => {
+        c.closed++;
+        if (state === 0) failed('closed before CONNACK');
+        else if (state === 1 && !closing) dropped++;
+        if (closing && c.closed === c.opened) run.allClosed?.();
+      });
+    };
+    const launch = () => {
+      const now = performance.now();
+      let limit = n;
+      if (run.ramp > 0) limit = Math.min(n, Math.floor(((now - t0) * run.ramp) / 1000) + 1);
+      while (active < run.concurrency && next < limit) open(next++);
+      if (next < n && active < run.concurrency && rampTimer === null) {
+        const at = t0 + (next * 1000) / run.ramp;
+        rampTimer = setTimeout(
+          () => {
+            rampTimer = null;
+            launch();
+          },
+          Math.max(1, at - now),
+        );
+      }
+    };
+    if (n === 0) resolve();
+    else launch();
+  });
+  const connectSeconds = (lastConnackAt - t0) / 1000;
+  const cpu = cpuEnd();
+  const after = pid ? await settledRss(pid, { timeoutMs: run.settleTimeout * 1000 }) : null;
+  const stillOpen = c.connected - dropped;
+
+  // Close: DISCONNECT on each, wait for every socket to close (bounded), then destroy the rest.
+  closing = true;
+  const tc = performance.now();
+  const allClosed = new Promise((resolve) => {
+    run.allClosed = resolve;
+    if (c.closed === c.opened) resolve();
+  });
+  for (const s of sockets) if (!s.destroyed) s.end(DISCONNECT_BYTES);
+  const closedInTime = await Promise.race([allClosed.then(() => true), sleep(15000).then(() => false)]);
+  for (const s of sockets) s.destroy();
+  const grown = before !== null && after !== null ? after.kib - before.kib : null;
+  return {
+    connections: n,
+    connected: c.connected,
+    failed: c.failed,
+    errorCodes,
+    firstError: firstError ?? undefined,
+    droppedWhileIdle: dropped,
+    connectSeconds: round3(connectSeconds),
+    connectRate: connectSeconds > 0 ? Math.round(c.connected / connectSeconds) : 0,
+    connackLatencyMs: handshake.summary(),
+    concurrency: run.concurrency,
+    ramp: run.ramp,
+    sourceIps: sources,
+    brokerRssBeforeKiB: before?.kib ?? null,
+    brokerRssAfterKiB: after?.kib ?? null,
+    rssSettled: before !== null && after !== null ? { before: before.settled, after: after.settled } : null,
+    kibPerConnection: grown !== null && stillOpen > 0 ? round3(grown / stillOpen) : null,
+    closeSeconds: round3((performance.now() - tc) / 1000),
+    closedInTime,
+    fdLimit: limits?.soft ?? null,
+    brokerFdLimit: brokerLimits?.soft ?? null,
+    cpuCores: cpu,
   };
 }
 
@@ -776,25 +720,46 @@ async function runPersistent(run) {
 // CLI
 // ---------------------------------------------------------------------------------------
 
-const USAGE = `usage: node benchmarks/macro/load.mjs --scenario <${Object.keys(SCENARIOS).join('|')}> [options]
+const USAGE = `usage: tern-bench --scenario <${Object.keys(SCENARIOS).join('|')}> [options]
+       (npm run bench -- ...; node benchmarks/macro/load.mjs ...)
   --host <addr>             loopback address of the broker (default 127.0.0.1)
   --port <n>                broker port (default 1883)
-  --duration <s>            measured seconds (default 5)
+  --duration <s>            measured seconds (default 5; latency 10, soak 60)
   --warmup <s>              seconds before the window opens (default 1)
   --messages <n>            count mode: publish n messages in all, then drain
-                            (persistent: default 10000)
+                            (persistent, retained: default 10000)
   --warmup-fraction <f>     count mode: share of deliveries before the window opens (default 0.1)
   --payload <bytes>         payload size, at least ${PAYLOAD_HEADER} (default 64)
   --publishers <n>          override the scenario's publisher count
   --subscribers <n>         override the scenario's subscriber count
-  --qos <0|1>               override the scenario's QoS (pub-only, sub-only)
-  --window <n>              per publisher: QoS 0 messages not yet delivered, QoS 1 unacked
-                            PUBLISHes (0 = QoS 0 open loop)
+  --qos <0|1|2>             override the scenario's publish QoS
+  --sub-qos <0|1|2>         subscription QoS (default: the publish QoS; retained 0)
+  --window <n>              per publisher: QoS 0 messages not yet delivered, QoS 1/2 PUBLISHes
+                            not yet acknowledged (0 = QoS 0 open loop)
+  --rate <msgs/s>           fixed publish rate over all publishers (0 = as fast as the window
+                            allows; latency 1000, soak 4000)
+  --topic <pattern>         publish topic, {i} = publisher index (default bench/{i};
+                            fanout bench/fanout)
+  --filter <filter>         subscription filter (default bench/#)
+  --retain                  publish with the retain flag
+  --clean <true|false>      subscribers' cleanSession (default true; false: sessions are
+                            ended with a clean connect after the run)
+  --keepalive <s>           keepalive in CONNECT (default: the --timeout, at least 300; the tool
+                            sends no PINGREQ, so it must outlast the run)
+  --connections <n>         idle: connections to open (default 10000)
+  --concurrency <n>         idle: CONNECT handshakes in flight at once (default 64)
+  --ramp <conns/s>          idle: at most this many new connections per second (default 0: no cap)
+  --source-ips <n>          idle: spread connections over 127.0.0.1..127.0.0.n (default: enough
+                            for the ephemeral port range, 1 up to ~25k connections)
+  --settle-timeout <s>      idle: longest wait for the broker's RSS to settle (default 10)
+  --slice <s>               soak: seconds per slice (default a tenth of --duration, at least 1)
+  --keep-retained           retained: leave the retained messages on the broker
   --drain-timeout <s>       longest wait for in-flight messages after publishing (default 10)
-  --timeout <s>             hard limit for the whole run (default 60)
+  --timeout <s>             hard limit for the whole run (default 60; soak: duration + 60)
   --label <name>            broker name copied into the result
-  --broker-pid <pid>        report the broker's CPU use over the window (Linux /proc)
-  --json                    print one JSON object`;
+  --broker-pid <pid>        report the broker's CPU use (and RSS) from /proc (Linux)
+  --quiet                   no progress lines on stderr
+  --json                    print one JSON object (implies --quiet)`;
 
 function parseCli(argv) {
   const { values } = parseArgs({
@@ -803,7 +768,7 @@ function parseCli(argv) {
       scenario: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '1883' },
-      duration: { type: 'string', default: '5' },
+      duration: { type: 'string' },
       warmup: { type: 'string', default: '1' },
       messages: { type: 'string' },
       'warmup-fraction': { type: 'string', default: '0.1' },
@@ -811,11 +776,26 @@ function parseCli(argv) {
       publishers: { type: 'string' },
       subscribers: { type: 'string' },
       qos: { type: 'string' },
+      'sub-qos': { type: 'string' },
       window: { type: 'string' },
+      rate: { type: 'string' },
+      topic: { type: 'string' },
+      filter: { type: 'string', default: 'bench/#' },
+      retain: { type: 'boolean', default: false },
+      clean: { type: 'string', default: 'true' },
+      keepalive: { type: 'string' },
+      connections: { type: 'string' },
+      concurrency: { type: 'string', default: '64' },
+      ramp: { type: 'string', default: '0' },
+      'source-ips': { type: 'string', default: '0' },
+      'settle-timeout': { type: 'string', default: '10' },
+      slice: { type: 'string' },
+      'keep-retained': { type: 'boolean', default: false },
       'drain-timeout': { type: 'string', default: '10' },
-      timeout: { type: 'string', default: '60' },
+      timeout: { type: 'string' },
       label: { type: 'string', default: '' },
       'broker-pid': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -827,32 +807,58 @@ function parseCli(argv) {
   const preset = SCENARIOS[values.scenario];
   if (preset === undefined) throw new Error(`unknown --scenario ${values.scenario}\n${USAGE}`);
   if (!LOOPBACK.test(values.host)) throw new Error(`--host must be a loopback address, got ${values.host}`);
+  if (values.clean !== 'true' && values.clean !== 'false') throw new Error(`bad --clean ${values.clean}`);
   const num = (name, v, min, max = Number.MAX_SAFE_INTEGER) => {
     const x = Number(v);
     if (!Number.isFinite(x) || x < min || x > max) throw new Error(`bad --${name} ${v}`);
     return x;
   };
+  const scenario = values.scenario;
+  const duration = num('duration', values.duration ?? preset.duration ?? 5, 0.1, 24 * 3600);
+  const timeout = num('timeout', values.timeout ?? (scenario === 'soak' ? duration + 60 : 60), 1, 25 * 3600);
+  const qos = num('qos', values.qos ?? preset.qos, 0, 2);
   const opts = {
-    scenario: values.scenario,
+    scenario,
     label: values.label,
     host: values.host,
     port: num('port', values.port, 1, 65535),
-    duration: num('duration', values.duration, 0.1, 600),
+    duration,
     warmup: num('warmup', values.warmup, 0, 600),
     messages: num('messages', values.messages ?? preset.messages ?? 0, 0, 2 ** 31 - 1),
     warmupFraction: num('warmup-fraction', values['warmup-fraction'], 0, 0.9),
     payload: num('payload', values.payload, PAYLOAD_HEADER, 256 * 1024 * 1024),
     publisherCount: num('publishers', values.publishers ?? preset.publishers, 0, 65535),
     subscriberCount: num('subscribers', values.subscribers ?? preset.subscribers, 0, 10000),
-    qos: num('qos', values.qos ?? preset.qos, 0, 1),
+    qos,
+    subQos: num('sub-qos', values['sub-qos'] ?? preset.subQos ?? qos, 0, 2),
     window: num('window', values.window ?? preset.window, 0, 60000),
+    rate: num('rate', values.rate ?? preset.rate ?? 0, 0, 1e9),
+    topic: values.topic ?? (scenario === 'fanout' ? 'bench/fanout' : 'bench/{i}'),
+    filter: values.filter,
+    retain: values.retain,
+    clean: values.clean === 'true',
+    keepalive: num('keepalive', values.keepalive ?? Math.min(65535, Math.max(300, Math.ceil(timeout))), 0, 65535),
+    connections: num('connections', values.connections ?? preset.connections ?? 0, 0, 10_000_000),
+    concurrency: num('concurrency', values.concurrency, 1, 100000),
+    ramp: num('ramp', values.ramp, 0, 1e9),
+    sourceIps: num('source-ips', values['source-ips'], 0, 250),
+    settleTimeout: num('settle-timeout', values['settle-timeout'], 0, 600),
+    sliceSeconds:
+      scenario === 'soak' || values.slice !== undefined
+        ? num('slice', values.slice ?? Math.max(1, duration / 10), 0.1, 3600)
+        : 0,
+    keepRetained: values['keep-retained'],
     drainTimeout: num('drain-timeout', values['drain-timeout'], 0, 600),
-    timeout: num('timeout', values.timeout, 1, 3600),
+    timeout,
     json: values.json,
+    quiet: values.quiet || values.json,
     brokerPid: values['broker-pid'] ? num('broker-pid', values['broker-pid'], 1) : 0,
   };
-  if (opts.qos > 0 && opts.window === 0 && opts.publisherCount > 0) throw new Error('QoS 1 needs --window >= 1');
-  if (opts.scenario === 'persistent' && opts.messages === 0) throw new Error('persistent needs --messages >= 1');
+  if (opts.qos > 0 && opts.window === 0 && opts.publisherCount > 0) throw new Error('QoS 1 and 2 need --window >= 1');
+  if ((scenario === 'persistent' || scenario === 'retained') && opts.messages === 0) {
+    throw new Error(`${scenario} needs --messages >= 1`);
+  }
+  if (scenario === 'retained' && opts.qos === 0) throw new Error('retained publishes at QoS 1 or 2 (--qos)');
   if (opts.messages > 0 && (opts.publisherCount === 0 || opts.subscriberCount === 0)) {
     throw new Error(
       'count mode (--messages) needs publishers and subscribers; pub-only and sub-only run for --duration',
@@ -865,30 +871,50 @@ function cpuText(c) {
   return `tool ${c.tool}, broker ${c.broker ?? 'n/a'}, machine ${c.machine ?? 'n/a'}, other processes ${c.other ?? 'n/a'}`;
 }
 
+function latencyText(l) {
+  return `p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  p99.9 ${l.p999}  max ${l.max}  (${l.samples} samples)`;
+}
+
+/** The end-of-run summary for a person. */
 function describe(r) {
   const lines = [`${r.scenario}${r.label ? ` on ${r.label}` : ''} (${r.host}:${r.port}, payload ${r.payload} B)`];
   if (r.error) lines.push(`  error: ${r.error}`);
-  if (r.scenario === 'persistent') {
+  if (r.scenario === 'persistent' && r.drainSeconds !== undefined) {
     lines.push(
       `  published ${r.sent} QoS 1 while away in ${r.publishSeconds} s (${r.publishRate} msgs/s)`,
       `  drained ${r.unique}/${r.sent} in ${r.drainSeconds} s (${r.drainRate} msgs/s); all arrived: ${r.allArrived}; session present: ${r.sessionPresent}; duplicates: ${r.duplicates}`,
     );
-    if (r.cpuCores) lines.push(`  cpu cores used while draining: ${cpuText(r.cpuCores)}`);
-    return lines.join('\n');
-  }
-  if (r.deliveredRate !== undefined) {
+  } else if (r.scenario === 'retained' && r.retainedSeconds !== undefined) {
+    lines.push(
+      `  stored ${r.acked} retained messages in ${r.publishSeconds} s (${r.publishRate} msgs/s)`,
+      `  new subscriber (QoS ${r.grantedQos}) got ${r.unique}/${r.expected} in ${r.retainedSeconds} s (${r.retainedRate} msgs/s); all arrived: ${r.allArrived}; duplicates: ${r.duplicates}`,
+    );
+  } else if (r.scenario === 'idle' && r.connected !== undefined) {
+    lines.push(
+      `  connected ${r.connected}/${r.connections} in ${r.connectSeconds} s (${r.connectRate} conn/s, ${r.concurrency} handshakes at once, ${r.sourceIps} source address(es)); failed ${r.failed}${r.failed ? ` ${JSON.stringify(r.errorCodes)}` : ''}; dropped while idle ${r.droppedWhileIdle}`,
+    );
+    if (r.connackLatencyMs) lines.push(`  CONNECT -> CONNACK ms: ${latencyText(r.connackLatencyMs)}`);
+    if (r.brokerRssBeforeKiB !== null) {
+      lines.push(
+        `  broker RSS ${r.brokerRssBeforeKiB} KiB -> ${r.brokerRssAfterKiB} KiB (settled: ${r.rssSettled.before}/${r.rssSettled.after}): ${r.kibPerConnection} KiB per idle connection`,
+      );
+    } else lines.push('  broker RSS: n/a (give --broker-pid)');
+  } else if (r.deliveredRate !== undefined) {
     lines.push(
       `  delivered ${r.deliveredRate} msgs/s, offered ${r.offeredRate} msgs/s${r.ackedRate !== undefined ? `, acked ${r.ackedRate} msgs/s` : ''} over ${r.seconds} s`,
     );
-    if (r.latencyMs)
-      lines.push(
-        `  latency ms: p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  max ${r.latencyMs.max}`,
-      );
-    if (r.cpuCores) lines.push(`  cpu cores used: ${cpuText(r.cpuCores)}`);
+    if (r.latencyMs) lines.push(`  latency ms: ${latencyText(r.latencyMs)}`);
     lines.push(
-      `  sent ${r.sent}, expected ${r.expected}, received ${r.received}, lost ${r.lost} (${r.lossPct}%), out of order ${r.outOfOrder}, stalls ${r.stalls}`,
+      `  sent ${r.sent}, expected ${r.expected}, received ${r.received}, lost ${r.lost} (${r.lossPct}%), duplicates ${r.duplicates ?? 'n/a (QoS 0)'}, out of order ${r.outOfOrder}, stalls ${r.stalls}`,
     );
+    if (r.drift) {
+      const d = r.drift;
+      lines.push(
+        `  drift first -> last slice: p99 ${d.p99StartMs} -> ${d.p99EndMs} ms, delivered ${d.rateStart} -> ${d.rateEnd} msgs/s, broker RSS ${d.rssStartKiB ?? 'n/a'} -> ${d.rssEndKiB ?? 'n/a'} KiB`,
+      );
+    }
   }
+  if (r.cpuCores) lines.push(`  cpu cores used: ${cpuText(r.cpuCores)}`);
   return lines.join('\n');
 }
 
@@ -901,6 +927,11 @@ async function main() {
     process.exit(2);
   }
   const run = new Run(opts);
+  const mode = ['persistent', 'retained', 'idle'].includes(opts.scenario)
+    ? opts.scenario
+    : opts.messages > 0
+      ? 'count'
+      : 'duration';
   const base = {
     tool: 'tern-load',
     scenario: opts.scenario,
@@ -908,23 +939,27 @@ async function main() {
     host: opts.host,
     port: opts.port,
     qos: opts.qos,
+    subQos: opts.subQos,
     publishers: opts.publisherCount,
     subscribers: opts.subscriberCount,
     payload: opts.payload,
     window: opts.window,
-    mode: opts.scenario === 'persistent' ? 'persistent' : opts.messages > 0 ? 'count' : 'duration',
+    rate: opts.rate || undefined,
+    mode,
     messages: opts.messages || undefined,
-    duration: opts.messages > 0 ? undefined : opts.duration,
-    warmup: opts.messages > 0 ? undefined : opts.warmup,
+    duration: mode === 'duration' ? opts.duration : undefined,
+    warmup: mode === 'duration' ? opts.warmup : undefined,
   };
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${opts.timeout} s`)), opts.timeout * 1000);
   });
+  const stopProgress = startProgress(run);
   let result;
   let code = 0;
   try {
-    const flow = opts.scenario === 'persistent' ? runPersistent(run) : runFlow(run);
+    const flows = { persistent: runPersistent, retained: runRetained, idle: runIdle };
+    const flow = (flows[opts.scenario] ?? runFlow)(run);
     result = { ...base, ...(await Promise.race([flow, timeout, run.failed()])) };
   } catch (err) {
     code = 1;
@@ -932,6 +967,7 @@ async function main() {
     run.destroyAll();
   } finally {
     clearTimeout(timer);
+    stopProgress();
   }
   if (opts.json) console.log(JSON.stringify(result));
   else console.log(describe(result));

@@ -6,6 +6,8 @@
  *
  *   node benchmarks/macro/null-broker.mjs --port 1884 [--payload 64] [--stream 50000000]
  *
+ * Prints {"port": n} on stdout once listening (--port 0 takes a free port).
+ *
  * With `load.mjs --scenario pub-only` it gives the tool's publishing ceiling, with
  * `--scenario sub-only` its receiving ceiling (compare.mjs runs both before the brokers).
  */
@@ -106,7 +108,11 @@ function stream(socket, qos) {
 }
 
 const server = net.createServer(serve);
-server.listen(port, values.host, () => console.error(`null-broker: listening on ${values.host}:${port}`));
+server.listen(port, values.host, () => {
+  // The port on stdout for scripts (--port 0 picks a free one), the rest on stderr.
+  console.log(JSON.stringify({ port: server.address().port }));
+  console.error(`null-broker: listening on ${values.host}:${server.address().port}`);
+});
 server.on('error', (err) => {
   console.error(`null-broker: ${err.message}`);
   process.exit(1);

@@ -18,11 +18,20 @@ export const CONNECT = 1;
 export const CONNACK = 2;
 export const PUBLISH = 3;
 export const PUBACK = 4;
+export const PUBREC = 5;
+export const PUBREL = 6;
+export const PUBCOMP = 7;
 export const SUBSCRIBE = 8;
 export const SUBACK = 9;
 export const PINGREQ = 12;
 export const PINGRESP = 13;
 export const DISCONNECT = 14;
+
+/** First bytes of the acknowledgements the tool sends (PUBREL has its reserved flags 0b0010). */
+export const PUBACK_FIRST = 0x40;
+export const PUBREC_FIRST = 0x50;
+export const PUBREL_FIRST = 0x62;
+export const PUBCOMP_FIRST = 0x70;
 
 /** CONNECT for MQTT 3.1.1. */
 export function connectBytes(clientId, clean, keepalive = 300) {
@@ -41,16 +50,21 @@ export function subackBytes(messageId, granted) {
   return encode({ cmd: 'suback', messageId, granted }, 4);
 }
 
+/** A PUBLISH with an empty payload: with retain set, it deletes the topic's retained message. */
+export function emptyPublishBytes(topic, retain) {
+  return encode({ cmd: 'publish', topic, qos: 0, retain, dup: false, payload: Buffer.alloc(0) }, 4);
+}
+
 /**
  * One PUBLISH encoded once; `fill` copies it into a batch buffer and patches the payload
- * header (and the packet id for QoS 1).
+ * header (and the packet id for QoS 1 and 2).
  */
 export class PublishTemplate {
-  constructor(topic, qos, payloadSize, publisherIndex) {
+  constructor(topic, qos, payloadSize, publisherIndex, retain = false) {
     if (payloadSize < PAYLOAD_HEADER) throw new Error(`payload must be at least ${PAYLOAD_HEADER} bytes`);
     const payload = Buffer.alloc(payloadSize, 0x61);
     const { bytes, idOffset } = encodePublishShared(
-      { cmd: 'publish', topic, qos, retain: false, dup: false, payload, messageId: qos > 0 ? 1 : undefined },
+      { cmd: 'publish', topic, qos, retain, dup: false, payload, messageId: qos > 0 ? 1 : undefined },
       4,
     );
     bytes.writeUInt16BE(publisherIndex, bytes.length - payloadSize);
