@@ -3,6 +3,8 @@ import { Connection, listenTcp, type TcpListener } from '@tern/listener';
 import type { QoS } from '@tern/protocol';
 import { RetainedIndex, SubscriptionIndex } from '@tern/router';
 import { Message, Session, type SessionLimits, type SnapshotContents } from '@tern/session';
+import { Access, type AccessReloadResult, logAccessPolicy, logAccessReload } from './access/access.js';
+import { ClientAcl } from './access/acl.js';
 import { Client } from './client.js';
 import type { ClusterLink } from './cluster-link.js';
 import type { BrokerConfig, LogLevel } from './config.js';
@@ -36,6 +38,9 @@ const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>(
   'connectTimeoutMs',
   'maxSocketBuffer',
   'sysInterval',
+  'passwordFile',
+  'allowAnonymous',
+  'aclFile',
 ]);
 
 export interface ConfigDiff {
@@ -87,6 +92,13 @@ export class Broker {
   readonly subscriptions = new SubscriptionIndex<Subscriber>();
   readonly retained = new RetainedIndex<Message>();
   readonly link: ClusterLink | null;
+  /**
+   * Password file, anonymous rule, ACL and login throttle. Loaded by start() (a routing worker
+   * loads it before it listens); a broker restarted after a crash takes over its predecessor's.
+   */
+  access: Access;
+  /** The reload of the access files started by the last applyConfig (tests await it). */
+  accessReload: Promise<AccessReloadResult> | null = null;
   /** Set when a routing worker restarted this broker after a crash: late events go to the new one. */
   replacedBy: Broker | null = null;
   private listener: TcpListener | null = null;
@@ -125,6 +137,7 @@ export class Broker {
       overflowPolicy: config.queueOverflow,
     };
     this.sys = new SysPublisher(this);
+    this.access = new Access(config);
   }
 
   /** Limits shared by every session (changed in place by a reload). */
@@ -139,6 +152,7 @@ export class Broker {
 
   /** Listens on config.host:config.port and starts serving (a broker that is alone). */
   async start(): Promise<void> {
+    logAccessPolicy(this.log, this.config, await this.access.load(this.config));
     this.listener = await listenTcp({
       host: this.config.host,
       port: this.config.port,
@@ -223,7 +237,7 @@ export class Broker {
       Date.now(),
     );
     this.connections.add(client);
-    client.log.debug('connection accepted');
+    if (client.debugEnabled) client.log.debug('connection accepted');
   }
 
   /**
@@ -277,8 +291,17 @@ export class Broker {
     session.will = null;
     // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10].
     if (will !== null && reason !== 'client-disconnect') {
-      this.stats.willsPublished++;
-      this.publish(new Message(will.topic, will.payload, will.qos, will.retain, client.clientId));
+      // Checked at CONNECT; checked again in case an ACL reload has revoked it since.
+      if (client.acl !== null && !client.acl.canPublish(will.topic)) {
+        this.stats.aclDenied.will++;
+        client.log.info({ willTopic: will.topic }, 'will not published: the ACL no longer allows its topic');
+      } else if (will.topic.startsWith('$SYS')) {
+        // The broker's own tree is not writable by clients, by PUBLISH or by will.
+        client.log.info({ willTopic: will.topic }, 'will not published: $SYS topics are the broker’s');
+      } else {
+        this.stats.willsPublished++;
+        this.publish(new Message(will.topic, will.payload, will.qos, will.retain, client.clientId));
+      }
     }
     if (session.isTransient) {
       this.endSession(session);
@@ -395,6 +418,8 @@ export class Broker {
     const { applied, restartNeeded } = diffConfig(this.config, next);
     const config = this.config as unknown as Record<string, unknown>;
     for (const key of applied) config[key] = next[key];
+    // The password and ACL files are read again on every reload, changed paths or not.
+    this.accessReload = this.reloadAccess();
     if (applied.length === 0) return { applied, restartNeeded };
     // Sessions share the broker's limits object, so the window and policy change for all.
     this.limits.maxInflight = this.config.maxInflight;
@@ -412,11 +437,40 @@ export class Broker {
     return { applied, restartNeeded };
   }
 
+  /**
+   * Reads the password and ACL files again. Connections stay; the new ACL applies from now on
+   * to what every client publishes, subscribes and is delivered (its rules are compiled
+   * again); subscriptions already granted stay, their deliveries checked against the new
+   * rules. A bad file changes nothing. A broker alone
+   * logs the outcome at info; a routing worker at debug (the supervisor logs it for the node).
+   */
+  async reloadAccess(): Promise<AccessReloadResult> {
+    const result = await this.access.reload(this.config);
+    const rules = this.access.acl;
+    if (result.ok) {
+      for (const client of this.connections) {
+        if (client.state === 'connected' || client.state === 'connecting') {
+          client.acl = rules === null ? null : rules.compile(client.username, client.clientId);
+        }
+      }
+      // Deliveries follow the new rules too, offline sessions' included.
+      for (const session of this.sessions.values()) {
+        const owner = session.owner as Client | null;
+        const old = session.readFilter;
+        if (owner !== null) session.readFilter = owner.acl;
+        else if (old instanceof ClientAcl)
+          session.readFilter = rules === null ? null : rules.compile(old.user, old.clientId);
+      }
+    }
+    logAccessReload(this.log, result, this.link === null ? 'info' : 'debug');
+    return result;
+  }
+
   /** Changes the log level of the broker and of every connection's logger, now. */
   setLogLevel(level: LogLevel): void {
     this.config.logLevel = level;
     this.log.level = level;
-    for (const client of this.connections) client.log.level = level;
+    for (const client of this.connections) client.setLogLevel(level);
   }
 
   /**

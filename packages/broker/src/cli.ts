@@ -4,15 +4,23 @@
  * signals into lifecycle steps. Any start-up failure is one line on stderr and exit code 1.
  *
  *   SIGTERM, SIGINT  graceful shutdown, bounded by shutdownTimeoutMs; a second one exits at once
- *   SIGHUP           reload the config file (and flags, env) and apply what can change live
+ *   SIGHUP           reload the config file (and flags, env) and apply what can change live;
+ *                    read the password and ACL files again
  *   SIGUSR2          toggle the log level between debug and the configured level
+ *
+ * `tern passwd` manages a password file (passwd.ts).
  */
 import { ConfigError, HELP, loadConfig, type ParsedArgs, parseArgs } from './config.js';
 import { createRootLogger, type Logger } from './logger.js';
 import { TernNode } from './node.js';
+import { runPasswd } from './passwd.js';
 import { VERSION } from './version.js';
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'passwd') {
+    process.exitCode = await runPasswd(process.argv.slice(3));
+    return;
+  }
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
     process.stdout.write(HELP);

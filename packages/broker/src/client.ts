@@ -1,6 +1,7 @@
 import type { Connection, ConnectionHandler } from '@tern/listener';
 import { type Packet, ProtocolError, type ProtocolVersion, TYPE_BY_CMD } from '@tern/protocol';
 import type { Session } from '@tern/session';
+import type { ClientAcl } from './access/acl.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
 import type { Logger } from './logger.js';
@@ -26,15 +27,28 @@ export type CloseReason =
 export class Client implements ConnectionHandler {
   readonly broker: Broker;
   readonly conn: Connection;
-  log: Logger;
   /**
-   * 'new' until a CONNECT arrives; 'connecting' while the node grants the client id (workers);
+   * This connection's logger (remote address and, once known, client id bound), made on first
+   * use: most connections never log, and a child logger per idle connection is memory (each
+   * one also turns its parent into a prototype with a map of its own).
+   */
+  private logger: Logger | null = null;
+  /**
+   * 'new' until a CONNECT arrives; 'connecting' while its credentials are checked or the node
+   * grants the client id (workers);
    * 'connected' once CONNACK is sent; 'closed' once the socket is gone.
    */
   state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
   clientId = '';
   version: ProtocolVersion = 4;
   session: Session | null = null;
+  /** The user name checked against the password file at CONNECT; null for an anonymous client. */
+  username: string | null = null;
+  /**
+   * The topic ACL compiled for this client at CONNECT (again after a reload); null when no
+   * ACL file is configured, so a publish or delivery pays one null check.
+   */
+  acl: ClientAcl | null = null;
   /** Keepalive in ms (0 = off); the connection dies after 1.5 x this of silence [MQTT-3.1.2-24]. */
   keepaliveMs = 0;
   /** Coarse-clock time of the last packet received. */
@@ -51,7 +65,7 @@ export class Client implements ConnectionHandler {
    * usual case and costs one check per ack.
    */
   gatedAcks: Array<{ ready: boolean; write: () => void }> | null = null;
-  /** Packets that arrived while the CONNECT waited for the node to grant the client id. */
+  /** Packets that arrived while the CONNECT waited (credentials check, client id grant). */
   heldPackets: Packet[] | null = null;
 
   constructor(broker: Broker, conn: Connection, now: number) {
@@ -59,8 +73,33 @@ export class Client implements ConnectionHandler {
     this.conn = conn;
     this.lastSeen = now;
     this.acceptedAt = now;
-    this.log = broker.log.child({ remote: conn.remoteAddress });
+
     conn.handler = this;
+  }
+
+  get log(): Logger {
+    if (this.logger === null) {
+      const bindings: Record<string, string> = { remote: this.conn.remoteAddress };
+      if (this.clientId !== '') bindings.clientId = this.clientId;
+      this.logger = this.broker.log.child(bindings);
+    }
+    return this.logger;
+  }
+
+  /** Whether debug lines are wanted (checked before building one, so the logger stays unmade). */
+  get debugEnabled(): boolean {
+    return this.broker.log.isLevelEnabled('debug');
+  }
+
+  /** The client id is known: later lines carry it. */
+  identify(clientId: string): void {
+    this.clientId = clientId;
+    this.logger = null;
+  }
+
+  /** A run-time level change, for a logger that exists (one made later inherits it). */
+  setLogLevel(level: string): void {
+    if (this.logger !== null) this.logger.level = level;
   }
 
   onPacket(packet: Packet): void {

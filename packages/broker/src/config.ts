@@ -56,6 +56,18 @@ export interface BrokerConfig {
   persistenceInterval: number;
   /** Routing workers (threads) of this node. @default the number of available CPU cores */
   workers: number;
+  /**
+   * Password file (`tern passwd` writes it): user names and salted scrypt hashes checked at
+   * CONNECT; '' = none. @default ''
+   */
+  passwordFile: string;
+  /**
+   * Whether a client without a user name gets in: 'auto' means yes exactly when no
+   * passwordFile is configured. @default 'auto'
+   */
+  allowAnonymous: 'auto' | boolean;
+  /** Topic ACL file (Mosquitto's syntax, docs/security.md); '' = every topic allowed. @default '' */
+  aclFile: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
@@ -79,6 +91,9 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   persistenceFile: '',
   persistenceInterval: 60,
   workers: availableParallelism(),
+  passwordFile: '',
+  allowAnonymous: 'auto',
+  aclFile: '',
 });
 
 /** A configuration problem: stops start-up. `message` is the one line to print. */
@@ -91,6 +106,8 @@ type Rule =
   | { kind: 'int'; min: number; max: number }
   | { kind: 'string'; emptyAllowed?: boolean }
   | { kind: 'bool' }
+  /** true, false, or 'auto' (decided from other settings). */
+  | { kind: 'auto-bool' }
   | { kind: 'enum'; values: readonly string[] };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -116,6 +133,9 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   persistenceFile: { kind: 'string', emptyAllowed: true },
   persistenceInterval: { kind: 'int', min: 0, max: 86_400 },
   workers: { kind: 'int', min: 1, max: 256 },
+  passwordFile: { kind: 'string', emptyAllowed: true },
+  allowAnonymous: { kind: 'auto-bool' },
+  aclFile: { kind: 'string', emptyAllowed: true },
 };
 
 export const CONFIG_KEYS = Object.keys(RULES) as (keyof BrokerConfig)[];
@@ -128,6 +148,8 @@ function describe(rule: Rule): string {
       return rule.emptyAllowed ? 'a string' : 'a non-empty string';
     case 'bool':
       return 'true or false';
+    case 'auto-bool':
+      return 'true, false or auto';
     case 'enum':
       return `one of ${rule.values.join(', ')}`;
   }
@@ -154,11 +176,13 @@ function coerce(key: string, raw: unknown, source: string): unknown {
     case 'string':
       if (typeof raw !== 'string' || (raw.length === 0 && rule.emptyAllowed !== true)) bad();
       return raw;
-    case 'bool': {
+    case 'bool':
+    case 'auto-bool': {
       if (typeof raw === 'boolean') return raw;
       const text = typeof raw === 'string' ? raw.trim().toLowerCase() : '';
       if (text === 'true' || text === '1' || text === 'yes') return true;
       if (text === 'false' || text === '0' || text === 'no') return false;
+      if (text === 'auto' && rule.kind === 'auto-bool') return 'auto';
       return bad();
     }
     case 'enum':
@@ -189,6 +213,9 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--persistence-file': 'persistenceFile',
   '--persistence-interval': 'persistenceInterval',
   '--workers': 'workers',
+  '--password-file': 'passwordFile',
+  '--allow-anonymous': 'allowAnonymous',
+  '--acl-file': 'aclFile',
 };
 
 export interface ParsedArgs {
@@ -220,13 +247,13 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     else {
       // Booleans: `--log-pretty` or `--log-pretty=false`; `--no-metrics` turns one off.
       const negated = flag.startsWith('--no-') ? FLAG_TO_KEY[`--${flag.slice(5)}`] : undefined;
-      if (negated !== undefined && RULES[negated].kind === 'bool' && inline === undefined) {
+      if (negated !== undefined && RULES[negated].kind.endsWith('bool') && inline === undefined) {
         out.overrides[negated] = 'false';
         continue;
       }
       const key = FLAG_TO_KEY[flag];
       if (key === undefined) throw new ConfigError(`${arg}: unknown option (see --help)`);
-      out.overrides[key] = RULES[key].kind === 'bool' && inline === undefined ? 'true' : value();
+      out.overrides[key] = RULES[key].kind.endsWith('bool') && inline === undefined ? 'true' : value();
     }
   }
   return out;
@@ -300,6 +327,10 @@ which override the config file, which overrides the defaults.
       --persistence-file <f>   save sessions and retained messages here, load them at start ('' = off)
       --persistence-interval <s> seconds between saves, 0 = only at shutdown (default ${DEFAULT_CONFIG.persistenceInterval})
       --workers <n>            routing worker threads (default: CPU cores, ${DEFAULT_CONFIG.workers} here)
+      --password-file <f>      users and scrypt hashes checked at CONNECT ('' = none; see tern passwd)
+      --allow-anonymous[=auto] let clients without a user name in (--no-allow-anonymous: refuse them;
+                               default auto: allowed exactly when no password file is configured)
+      --acl-file <f>           topic ACL, Mosquitto syntax ('' = every topic allowed)
       --print-config           print the effective configuration as JSON and exit
   -v, --version                print the version and exit
   -h, --help                   print this help and exit
@@ -307,5 +338,9 @@ which override the config file, which overrides the defaults.
 Environment: TERN_CONFIG, TERN_PORT, TERN_HOST, TERN_LOG_LEVEL, TERN_MAX_INFLIGHT, ... (TERN_ + key in SNAKE_CASE)
 
 Signals: SIGTERM/SIGINT shut down gracefully (a second one exits at once); SIGHUP reloads the
-config file and environment (log level and limits); SIGUSR2 toggles the debug log level.
+config file and environment (log level and limits) and the password and ACL files; SIGUSR2
+toggles the debug log level.
+
+Users: tern passwd <file> <user>            add a user or change a password (asks for it)
+       tern passwd --delete <file> <user>   remove a user
 `;

@@ -34,8 +34,17 @@ function hold(list: HeldDelivery[], message: Message, qos: QoS, retain: boolean)
   list.push({ message, qos, retain });
 }
 
-/** Delivers to a session that is here and settled. */
+/**
+ * Delivers to a session that is here and settled. With a topic ACL, every delivery (live,
+ * queued for an offline session, retained on SUBSCRIBE) is checked for read access; without
+ * one this is a null check.
+ */
 export function deliverNow(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
+  const filter = session.readFilter;
+  if (filter !== null && !filter.canRead(message.topic)) {
+    broker.stats.aclDenied[retain ? 'retained' : 'delivery']++;
+    return;
+  }
   const client = session.owner as Client | null;
   if (qos === 0) {
     if (client === null) {

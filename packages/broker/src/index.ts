@@ -1,3 +1,14 @@
+export { Access, type AccessReloadResult, type AuthOutcome, anonymousPolicy } from './access/access.js';
+export { AclRules, ClientAcl, parseAclFile } from './access/acl.js';
+export {
+  AccessFileError,
+  formatHash,
+  hashPassword,
+  type PasswordEntry,
+  parsePasswordFile,
+  verifyPassword,
+} from './access/password-file.js';
+export { AuthThrottle, type ThrottleSettings } from './access/throttle.js';
 export { Broker, type CoarseClock } from './broker.js';
 export { Client, type CloseReason } from './client.js';
 export {
@@ -22,7 +33,7 @@ export {
 } from './metrics/snapshot.js';
 export { TernNode } from './node.js';
 export { PersistenceError, SnapshotFile } from './persistence.js';
-export { BrokerStats, type RejectReason } from './stats.js';
+export { type AclDenial, BrokerStats, type RejectReason } from './stats.js';
 export { VERSION } from './version.js';
 export type { SessionInfo } from './workers/messages.js';
 export { Supervisor, type SupervisorOptions } from './workers/supervisor.js';

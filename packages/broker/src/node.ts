@@ -103,19 +103,25 @@ export class TernNode {
     this.supervisor.setLogLevel(level);
   }
 
-  /** Applies a reloaded configuration (SIGHUP) and logs what changed. */
+  /**
+   * Applies a reloaded configuration (SIGHUP) and logs what changed. Every worker also reads
+   * the password and ACL files again, changed configuration or not; the supervisor logs what
+   * that changed once they all have.
+   */
   reload(next: BrokerConfig): ConfigDiff {
     const before = { ...this.config };
     const diff = diffConfig(this.config, next);
     const { applied, restartNeeded } = diff;
+    const updated = { ...this.config } as Record<string, unknown>;
+    for (const key of applied) updated[key] = next[key];
+    // The supervisor applies it to the config this node shares with it, and to every worker.
+    this.supervisor
+      .reload(updated as unknown as BrokerConfig)
+      .catch((err: unknown) => this.log.error({ err }, 'reload of the access files failed'));
     if (applied.length === 0 && restartNeeded.length === 0) {
       this.log.info('config reloaded: nothing changed');
       return diff;
     }
-    const updated = { ...this.config } as Record<string, unknown>;
-    for (const key of applied) updated[key] = next[key];
-    // The supervisor applies it to the config this node shares with it, and to every worker.
-    this.supervisor.reload(updated as unknown as BrokerConfig);
     if (applied.includes('logLevel')) this.log.level = this.config.logLevel;
     const changes = Object.fromEntries(applied.map((key) => [key, { from: before[key], to: next[key] }]));
     this.log.info({ changes, restartNeeded }, `config reloaded: ${applied.length} setting(s) changed`);

@@ -3,7 +3,15 @@ import type { ConnectionCounters } from '@tern/listener';
 import type { CloseReason } from './client.js';
 
 /** Why a connection was refused before it became a client: a label of tern_connections_rejected_total. */
-export type RejectReason = 'max-connections' | 'unsupported-protocol-version' | 'identifier-rejected';
+export type RejectReason =
+  | 'max-connections'
+  | 'unsupported-protocol-version'
+  | 'identifier-rejected'
+  | 'bad-credentials'
+  | 'not-authorized';
+
+/** What the topic ACL refused: a label of tern_acl_denied_total. */
+export type AclDenial = 'publish' | 'subscribe' | 'will' | 'delivery' | 'retained';
 
 /** Slots in a by-packet-type array: the type is the first byte's high nibble (1 CONNECT ... 15 AUTH). */
 export const PACKET_TYPE_SLOTS = 16;
@@ -27,6 +35,8 @@ export class BrokerStats {
     'max-connections': 0,
     'unsupported-protocol-version': 0,
     'identifier-rejected': 0,
+    'bad-credentials': 0,
+    'not-authorized': 0,
   };
   /** Connections ended, by the first reason to close them (see CloseReason). */
   readonly disconnects: Record<CloseReason, number> = {
@@ -74,6 +84,13 @@ export class BrokerStats {
   /** Times a session queue started dropping (one per episode, as logged). */
   queueOverflows = 0;
   willsPublished = 0;
+  /**
+   * Refused by the topic ACL: PUBLISH packets dropped, SUBSCRIBE filters answered 0x80, wills
+   * refused (at CONNECT, or dropped when an ACL reload revoked them), deliveries not made
+   * (a topic a deny rule covers under a granted filter), retained messages held back from a
+   * new subscriber.
+   */
+  readonly aclDenied: Record<AclDenial, number> = { publish: 0, subscribe: 0, will: 0, delivery: 0, retained: 0 };
   protocolErrors = 0;
   keepaliveTimeouts = 0;
   takeovers = 0;

@@ -167,3 +167,27 @@ t.test('will message', async (t) => {
     t.equal(new Set(got.map((p) => p.topic)).size, 20, 'one per client');
   });
 });
+
+t.test('a will on a $SYS topic is never published: the broker’s tree is not writable by clients', async (t) => {
+  const tb = await startBroker();
+  t.teardown(tb.stop);
+  const { client: watcher } = await RawClient.connected(tb.port, { clientId: 'sys-will-watcher' });
+  t.teardown(() => watcher.destroy());
+  await subscribe(watcher, { '$SYS/#': 1, 'sys-will/marker': 1 });
+  const { client } = await RawClient.connected(tb.port, {
+    clientId: 'sys-will',
+    will: will('$SYS/broker/version', 'pwned', 1, true),
+  });
+  client.destroy();
+  await serverClosed(tb, 'sys-will');
+  const { client: pub } = await RawClient.connected(tb.port, { clientId: 'sys-will-pub' });
+  t.teardown(() => pub.destroy());
+  await publish(pub, 'sys-will/marker', 'm', 1);
+  const got = await receiveUntil(watcher, 'sys-will/marker');
+  t.same(
+    got.map((p) => p.topic),
+    ['sys-will/marker'],
+    'nothing on $SYS before the marker',
+  );
+  await tb.logs.waitFor((l) => l.msg.startsWith('will not published: $SYS'));
+});

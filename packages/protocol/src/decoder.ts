@@ -51,7 +51,8 @@ export class PacketDecoder {
   packetLength = 0;
   private readonly reader = new ByteReader();
   /** Bytes of a fixed header cut by a chunk boundary (at most 5). */
-  private readonly header = Buffer.alloc(HEADER_MAX);
+  /** A fixed header cut by a chunk boundary; made the first time one is (most connections never). */
+  private header: Buffer | null = null;
   private headerLength = 0;
   /** Body of a packet cut by a chunk boundary, sized from its remaining length. */
   private body: Buffer | null = null;
@@ -119,6 +120,7 @@ export class PacketDecoder {
         multiplier *= 128;
       }
       if (!complete) {
+        this.header ??= Buffer.alloc(HEADER_MAX);
         chunk.copy(this.header, 0, pos, len);
         this.headerLength = len - pos;
         return;
@@ -155,7 +157,7 @@ export class PacketDecoder {
 
   /** Continues a fixed header cut by the last chunk. Returns the body's start, or -1 if still cut. */
   private fillHeader(chunk: Buffer): number {
-    const h = this.header;
+    const h = this.header as Buffer;
     let pos = 0;
     while (pos < chunk.length) {
       const b = chunk[pos++] as number;

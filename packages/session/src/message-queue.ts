@@ -10,6 +10,9 @@ export interface QueuedDelivery {
 /** What to do when a session's queue is full: drop the oldest queued message or the new one. */
 export type OverflowPolicy = 'drop-oldest' | 'drop-new';
 
+/** Shared by every empty queue; never written to (a push grows a queue onto slots of its own). */
+const EMPTY_SLOTS: (QueuedDelivery | undefined)[] = [];
+
 /**
  * A bounded FIFO of deliveries waiting for a session's inflight window (or for the client
  * to come back). A ring buffer: push and shift are O(1) and never reallocate once grown.
@@ -22,7 +25,8 @@ export class MessageQueue {
 
   constructor(limit: number) {
     this.limit = limit;
-    this.slots = new Array(Math.min(limit, 16));
+    // Most sessions never queue anything: no slots until the first push.
+    this.slots = EMPTY_SLOTS;
   }
 
   get length(): number {
@@ -69,7 +73,7 @@ export class MessageQueue {
   }
 
   clear(): void {
-    this.slots = new Array(Math.min(this.limit, 16));
+    this.slots = EMPTY_SLOTS;
     this.head = 0;
     this.count = 0;
   }

@@ -87,6 +87,11 @@ export class Session {
   /** True while the queue is overflowing (one log line per episode). */
   overflowLogged = false;
   /**
+   * Which topics may be delivered to this session (the broker sets its client's topic ACL);
+   * a message on another topic is not delivered. Null: every match is delivered.
+   */
+  readFilter: { canRead(topic: string): boolean } | null = null;
+  /**
    * Set while this session is arriving from another member: what reached it directly is
    * held until the old member's stub is gone, so nothing is delivered twice or out of order.
    */

@@ -29,9 +29,13 @@ export class RawClient {
     });
   }
 
-  static open(port: number, version: ProtocolVersion = 4): Promise<RawClient> {
+  /**
+   * Opens a socket to 127.0.0.1:`port`. `localAddress` (another loopback address, such as
+   * 127.0.0.2) makes the connection come from there: a different remote address to the broker.
+   */
+  static open(port: number, version: ProtocolVersion = 4, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host: '127.0.0.1' });
+      const socket = connect({ port, host: '127.0.0.1', localAddress });
       socket.once('connect', () => resolve(new RawClient(socket, version)));
       socket.once('error', reject);
     });
@@ -41,8 +45,9 @@ export class RawClient {
   static async connected(
     port: number,
     connect: Partial<Extract<Packet, { cmd: 'connect' }>> = {},
+    localAddress?: string,
   ): Promise<{ client: RawClient; connack: Extract<Packet, { cmd: 'connack' }> }> {
-    const client = await RawClient.open(port, connect.protocolVersion ?? 4);
+    const client = await RawClient.open(port, connect.protocolVersion ?? 4, localAddress);
     client.send({
       cmd: 'connect',
       protocolId: 'MQTT',

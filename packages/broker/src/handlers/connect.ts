@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConnackReturnCode, type ConnectPacket, encode, ReasonCode } from '@tern/protocol';
+import type { AuthOutcome } from '../access/access.js';
 import type { Client } from '../client.js';
 import type { Claim } from '../cluster-link.js';
 import { resume } from '../delivery.js';
@@ -7,8 +8,9 @@ import { adoptMovedSession, currentBroker } from '../session-moves.js';
 import type { RejectReason } from '../stats.js';
 
 /**
- * CONNECT: checks the client id, takes over a live connection with the same id, picks up or
- * starts the session, answers CONNACK and resumes what the session had in flight.
+ * CONNECT: checks the client id and the credentials (password file, anonymous rule, will
+ * topic against the ACL), takes over a live connection with the same id, picks up or starts
+ * the session, answers CONNACK and resumes what the session had in flight.
  */
 export function handleConnect(client: Client, packet: ConnectPacket): void {
   const broker = client.broker;
@@ -40,19 +42,64 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
     }
     clientId = `tern-${randomBytes(9).toString('base64url')}`;
   }
-  client.clientId = clientId;
-  client.log = client.log.child({ clientId });
+  client.identify(clientId);
 
+  const outcome = broker.access.authenticate(client.conn.socket.remoteAddress, packet.username, packet.password);
+  if (outcome instanceof Promise) {
+    // A password check (scrypt, in libuv's pool) or the delay for an address that failed
+    // recently: packets that follow the CONNECT wait, and the socket is not read meanwhile,
+    // so a client cannot pile up input before it is let in.
+    client.state = 'connecting';
+    client.heldPackets = [];
+    client.conn.socket.pause();
+    if (client.debugEnabled) client.log.debug({ username: packet.username }, 'checking credentials');
+    outcome
+      .then((result) => {
+        client.conn.socket.resume();
+        authenticated(client, packet, result);
+      })
+      .catch((err: unknown) => {
+        client.onInternalError(err);
+        client.conn.destroy(err as Error);
+      });
+    return;
+  }
+  authenticated(client, packet, outcome);
+}
+
+/** The credentials were checked: refuse, or check the will against the ACL and go on. */
+function authenticated(client: Client, packet: ConnectPacket, outcome: AuthOutcome): void {
+  if (client.state === 'closed') return;
+  const broker = client.broker;
+  if (!outcome.ok) {
+    const fields = { username: packet.username, delayedMs: outcome.delayedMs || undefined };
+    refuse(client, outcome.returnCode, outcome.reason, outcome.why, fields);
+    return;
+  }
+  client.username = outcome.user;
+  const rules = broker.access.acl;
+  const acl = rules === null ? null : rules.compile(outcome.user, client.clientId);
+  client.acl = acl;
+  // A will is a publish made in advance: its topic is checked now, so a client learns at
+  // once that it cannot have it (and again when it fires, in case a reload revoked it).
+  const will = packet.will;
+  if (will !== undefined && acl !== null && !acl.canPublish(will.topic)) {
+    broker.stats.aclDenied.will++;
+    const fields = { username: packet.username, willTopic: will.topic };
+    refuse(client, ConnackReturnCode.NOT_AUTHORIZED, 'not-authorized', 'the ACL does not allow the will topic', fields);
+    return;
+  }
   const link = broker.link;
   if (link === null) {
     accept(client, packet);
+    replayHeld(client);
     return;
   }
   // The client id is node-wide: wait for the supervisor to grant it (a holder on another
   // worker lets go first, and its session moves here). Packets that follow the CONNECT wait.
   client.state = 'connecting';
-  client.heldPackets = [];
-  link.claim(clientId, packet.clean).then(
+  client.heldPackets ??= [];
+  link.claim(client.clientId, packet.clean).then(
     (claim) => claimed(client, packet, claim),
     (err: unknown) => client.onInternalError(err),
   );
@@ -69,7 +116,13 @@ function claimed(client: Client, packet: ConnectPacket, claim: Claim): void {
     return;
   }
   accept(client, packet);
-  const held = client.heldPackets ?? [];
+  replayHeld(client);
+}
+
+/** Handles, in order, the packets that waited behind the CONNECT. */
+function replayHeld(client: Client): void {
+  const held = client.heldPackets;
+  if (held === null) return;
   client.heldPackets = null;
   for (const next of held) {
     if (client.state !== 'connected') return;
@@ -84,6 +137,8 @@ function accept(client: Client, packet: ConnectPacket): void {
   const sessionPresent = broker.attach(client, clientId, packet.clean);
   const session = client.session as NonNullable<Client['session']>;
   session.will = packet.will ?? null;
+  // What this client may read decides what the session is delivered, online or not.
+  session.readFilter = client.acl;
   client.keepaliveMs = packet.keepalive * 1000;
   client.state = 'connected';
   broker.stats.clientsConnected++;
@@ -94,13 +149,25 @@ function accept(client: Client, packet: ConnectPacket): void {
   // Session present is 0 for a clean session [MQTT-3.2.2-1], 1 when a stored session was
   // resumed [MQTT-3.2.2-2], 0 when none existed [MQTT-3.2.2-3].
   client.conn.write(encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, packet.protocolVersion));
-  client.log.debug({ clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
+  if (client.debugEnabled) {
+    client.log.debug({ clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
+  }
   if (sessionPresent) resume(broker, session, client);
 }
 
-/** Answers CONNACK with a refusal (session present 0 [MQTT-3.2.2-4]) and closes. */
-function refuse(client: Client, returnCode: number, reason: RejectReason, why: string): void {
-  client.log.info({ returnCode }, `connection refused: ${why}`);
+/**
+ * Answers CONNACK with a refusal (session present 0 [MQTT-3.2.2-4]) and closes. Packets that
+ * waited behind the CONNECT are dropped. `fields` go into the log line (never a password).
+ */
+function refuse(
+  client: Client,
+  returnCode: number,
+  reason: RejectReason,
+  why: string,
+  fields: Record<string, unknown> = {},
+): void {
+  client.heldPackets = null;
+  client.log.info({ returnCode, ...fields }, `connection refused: ${why}`);
   client.closeReason ??= 'not-authorized';
   client.broker.stats.connectionsRejected[reason]++;
   client.broker.stats.messagesSent++;

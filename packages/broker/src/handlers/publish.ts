@@ -61,5 +61,15 @@ function route(client: Client, packet: PublishPacket): void {
   // Clients may not write into the broker's own $SYS tree; such messages are acknowledged and
   // dropped, as Mosquitto does.
   if (packet.topic.startsWith('$SYS')) return;
+  // A publish the ACL refuses is acknowledged all the same (3.1.1 has no way to say no) and
+  // dropped. Without an ACL file this is one null check.
+  const acl = client.acl;
+  if (acl !== null && !acl.canPublish(packet.topic)) {
+    client.broker.stats.aclDenied.publish++;
+    if (client.debugEnabled) {
+      client.log.debug({ topic: packet.topic, qos: packet.qos }, 'publish refused by the ACL: dropped');
+    }
+    return;
+  }
   client.broker.publish(new Message(packet.topic, packet.payload, packet.qos, packet.retain, client.clientId));
 }

@@ -6,7 +6,9 @@ import { memberBarrier } from './publish.js';
  * SUBSCRIBE: grant each filter (QoS as requested; 0x80 where refused), answer SUBACK with the
  * same packet id [MQTT-3.8.4-2], then send the retained messages that match each granted
  * filter [MQTT-3.3.1-6]. A filter already held is replaced and its retained messages are
- * sent again [MQTT-3.8.4-3].
+ * sent again [MQTT-3.8.4-3]. With an ACL, a filter is refused (0x80) unless one read rule
+ * covers it and no deny rule covers it; each delivery, retained ones included, is checked
+ * per topic (delivery.ts).
  */
 export function handleSubscribe(client: Client, packet: SubscribePacket): void {
   const session = client.session;
@@ -17,6 +19,13 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void {
   for (const sub of packet.subscriptions) {
     if (sub.topic.startsWith('$share/') || sub.topic.startsWith('$queue/')) {
       // Shared subscriptions arrive with MQTT 5 support; refuse rather than half-serve them.
+      granted.push(SUBACK_FAILURE);
+      continue;
+    }
+    // The ACL grants a filter that one read rule covers whole and no deny rule does.
+    if (client.acl !== null && !client.acl.canSubscribe(sub.topic)) {
+      broker.stats.aclDenied.subscribe++;
+      if (client.debugEnabled) client.log.debug({ filter: sub.topic }, 'subscription refused by the ACL');
       granted.push(SUBACK_FAILURE);
       continue;
     }

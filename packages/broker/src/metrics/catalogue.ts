@@ -43,7 +43,7 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   },
   connectionsRejected: {
     name: 'tern_connections_rejected_total',
-    help: 'Connections refused at accept or at CONNECT, by reason.',
+    help: 'Connections refused at accept or at CONNECT, by reason (bad-credentials: CONNACK 0x04, not-authorized: 0x05).',
     label: { name: 'reason' },
   },
   disconnects: {
@@ -93,6 +93,11 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   willsPublished: {
     name: 'tern_wills_published_total',
     help: 'Last-will messages published.',
+  },
+  aclDenied: {
+    name: 'tern_acl_denied_total',
+    help: 'Refused by the topic ACL, by action: publish (dropped), subscribe (SUBACK 0x80), will, delivery, retained (on SUBSCRIBE).',
+    label: { name: 'action' },
   },
   keepaliveTimeouts: {
     name: 'tern_keepalive_timeouts_total',

@@ -24,6 +24,8 @@ export interface SnapshotCounters {
   messagesDropped: Record<string, number>;
   queueOverflows: number;
   willsPublished: number;
+  /** By what the topic ACL refused: publish, subscribe, will, delivery, retained. */
+  aclDenied: Record<string, number>;
   keepaliveTimeouts: number;
   protocolErrors: number;
   takeovers: number;
@@ -119,6 +121,7 @@ export function snapshotStats(broker: Broker, worker = '0'): StatsSnapshot {
       },
       queueOverflows: s.queueOverflows,
       willsPublished: s.willsPublished,
+      aclDenied: { ...s.aclDenied },
       keepaliveTimeouts: s.keepaliveTimeouts,
       protocolErrors: s.protocolErrors,
       takeovers: s.takeovers,

@@ -5,6 +5,7 @@
  * travel between peers as raw bytes (a transferred Uint8Array), never as objects.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { AccessReloadResult } from '../access/access.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
 
@@ -17,7 +18,10 @@ export type ToWorker =
   | { t: 'release'; req: number; clientId: string; clean: boolean; to: number }
   | { t: 'stats'; req: number }
   | { t: 'snapshot'; req: number; retained: boolean }
-  | { t: 'config'; config: BrokerConfig }
+  /** A reload: apply what can change live, read the access files again, answer 'reloaded'. */
+  | { t: 'config'; req: number; config: BrokerConfig }
+  /** Another worker refused a login from `address`: slow that address down here too. */
+  | { t: 'auth-failure'; address: string }
   | { t: 'log-level'; level: LogLevel }
   | { t: 'sys'; values: [topic: string, value: string][] }
   | { t: 'stop'; graceMs: number }
@@ -38,6 +42,8 @@ export type FromWorker =
   | { t: 'stopped'; snapshot: Uint8Array }
   | { t: 'crashed'; error: string; restarts: number }
   | { t: 'log'; line: string }
+  | { t: 'reloaded'; req: number; access: AccessReloadResult }
+  | { t: 'auth-failure'; address: string }
   | { t: 'session'; req: number; info: SessionInfo | null };
 
 /** What an operator (or a test) may ask about one session. */

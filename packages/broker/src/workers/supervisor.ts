@@ -7,6 +7,7 @@
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { decodeSnapshot, encodeSnapshot, type Message, type Session } from '@tern/session';
+import { type AccessReloadResult, loadAccessTables, logAccessPolicy, logAccessReload } from '../access/access.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
@@ -94,6 +95,9 @@ export class Supervisor {
     snapshot: Uint8Array | null,
     options: SupervisorOptions = {},
   ): Promise<Supervisor> {
+    // The password and ACL files are checked here first, so a bad one stops start-up with one
+    // line before any worker starts (each worker then reads them itself).
+    logAccessPolicy(log, config, await loadAccessTables(config));
     const supervisor = new Supervisor(config, log, options);
     try {
       await supervisor.startWorkers(snapshot);
@@ -224,15 +228,28 @@ export class Supervisor {
     this.broadcast({ t: 'log-level', level });
   }
 
-  reload(config: BrokerConfig): void {
+  /**
+   * Applies a reloaded configuration in every worker; each also reads the password and ACL
+   * files again. Resolves once every worker has (one log line for the node says what changed).
+   */
+  async reload(config: BrokerConfig): Promise<void> {
     const sysChanged = config.sysInterval !== this.config.sysInterval;
     Object.assign(this.config, config);
-    this.broadcast({ t: 'config', config });
+    const replies = Promise.all(
+      this.slots.map((slot) =>
+        slot.exited ? null : this.request(slot.index, (req) => ({ t: 'config', req, config })).catch(() => null),
+      ),
+    );
     if (sysChanged) this.startSys();
+    const results: AccessReloadResult[] = [];
+    for (const reply of await replies) if (reply?.t === 'reloaded') results.push(reply.access);
+    // Every worker read the same files: a refusal anywhere is reported, else the first answer.
+    const result = results.find((r) => !r.ok) ?? results[0];
+    if (result !== undefined) logAccessReload(this.log, result);
   }
 
   /** $SYS values to publish (worker 0 publishes; retained copies reach every worker). */
-  private publishSys(values: [string, string][]): void {
+  publishSys(values: [string, string][]): void {
     this.post(0, { t: 'sys', values });
   }
 
@@ -312,7 +329,13 @@ export class Supervisor {
       case 'log':
         this.onLog?.(message.line);
         return;
+      case 'auth-failure':
+        for (const other of this.slots) {
+          if (other !== slot) this.post(other.index, { t: 'auth-failure', address: message.address });
+        }
+        return;
       case 'released':
+      case 'reloaded':
       case 'stats':
       case 'session':
       case 'snapshot': {

@@ -36,6 +36,8 @@ const log = createRootLogger({
 });
 const link = new MemberLink(data.index, (message) => post(message));
 let broker = new Broker(config, log, { link, sys: false });
+// Refused logins slow their address down on every worker, not only on the one that saw them.
+broker.access.onFailure = (address) => post({ t: 'auth-failure', address });
 let listener: TcpListener | null = null;
 let restarts = 0;
 
@@ -59,6 +61,8 @@ function accept(socket: Socket): void {
 
 async function listen(fd: number | null): Promise<void> {
   try {
+    // Each worker reads the password and ACL files itself (the supervisor checked them first).
+    await broker.access.load(broker.config);
     listener = await listenTcp({
       host: config.host,
       port: config.port,
@@ -89,6 +93,8 @@ function restart(error: unknown): void {
   for (const client of [...old.connections]) client.close('internal-error');
   const contents = old.snapshotContents();
   const next = new Broker(config, log, { link, sys: false });
+  // The loaded files and the record of failed logins carry over.
+  next.access = old.access;
   old.replacedBy = next;
   broker = next;
   next.restore(contents);
@@ -146,9 +152,15 @@ port.on('message', (message: ToWorker) => {
       post({ t: 'snapshot', req: message.req, bytes });
       return;
     }
-    case 'config':
+    case 'config': {
       broker.applyConfig(message.config);
       if (listener !== null) listener.maxConnections = broker.config.maxConnections;
+      const req = message.req;
+      void (broker.accessReload ?? broker.reloadAccess()).then((access) => post({ t: 'reloaded', req, access }));
+      return;
+    }
+    case 'auth-failure':
+      broker.access.throttle.failed(message.address, Date.now());
       return;
     case 'log-level':
       broker.setLogLevel(message.level);
