@@ -208,16 +208,7 @@ t.test('with a password file', async (t) => {
     t.teardown(() => pinger.destroy());
     const client = await RawClient.open(slow.port);
     t.teardown(() => client.destroy());
-    client.send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 0,
-      clientId: 'slow-login',
-      username: 'slow',
-      password: pw('slow-pw'),
-    });
+    client.sendConnect({ clientId: 'slow-login', username: 'slow', password: pw('slow-pw') });
     let loggedIn = false;
     const connack = client.expect('connack').then((p) => {
       loggedIn = true;

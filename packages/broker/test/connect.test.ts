@@ -60,14 +60,7 @@ t.test('CONNECT', async (t) => {
 
   await t.test('a second CONNECT closes the connection [MQTT-3.1.0-2]', async (t) => {
     const { client } = await RawClient.connected(port, { clientId: 'twice' });
-    client.send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 0,
-      clientId: 'twice',
-    });
+    client.sendConnect({ clientId: 'twice' });
     await client.waitClosed();
     await logs.waitFor((l) => l.code === 'TERN_PROTO_SECOND_CONNECT');
     t.pass('closed');

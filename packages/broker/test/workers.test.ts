@@ -25,16 +25,7 @@ async function clientOn(t: Test, tb: TestBroker, worker: number, connect: Connec
       continue;
     }
     t.teardown(() => client.destroy());
-    client.send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 0,
-      clientId: '',
-      ...connect,
-    });
-    const connack = await client.expect('connack');
+    const connack = await client.connect(connect);
     t.equal(connack.returnCode, 0, `${connect.clientId} connected on worker ${worker}`);
     return client;
   }

@@ -48,7 +48,13 @@ export class RawClient {
     localAddress?: string,
   ): Promise<{ client: RawClient; connack: Extract<Packet, { cmd: 'connack' }> }> {
     const client = await RawClient.open(port, connect.protocolVersion ?? 4, localAddress);
-    client.send({
+    const connack = await client.connect(connect);
+    return { client, connack };
+  }
+
+  /** Sends CONNECT (3.1.1, clean, no keepalive unless `connect` says otherwise). */
+  sendConnect(connect: Partial<Extract<Packet, { cmd: 'connect' }>> = {}): void {
+    this.send({
       cmd: 'connect',
       protocolId: 'MQTT',
       protocolVersion: 4,
@@ -57,8 +63,14 @@ export class RawClient {
       clientId: '',
       ...connect,
     });
-    const connack = await client.expect('connack');
-    return { client, connack };
+  }
+
+  /** Sends CONNECT on this open socket and resolves with the CONNACK. */
+  async connect(
+    connect: Partial<Extract<Packet, { cmd: 'connect' }>> = {},
+  ): Promise<Extract<Packet, { cmd: 'connack' }>> {
+    this.sendConnect(connect);
+    return this.expect('connack');
   }
 
   send(packet: Packet, version: ProtocolVersion = 4): void {
