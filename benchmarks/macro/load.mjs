@@ -456,6 +456,18 @@ async function runFlow(run) {
   };
 }
 
+/** Connects `pub`, sends all its messages and waits for every PUBACK; returns the seconds it took. */
+async function publishEverything(run, pub) {
+  run.publishers.push(pub);
+  await pub.connect();
+  const tp = performance.now();
+  run.sending = true;
+  pub.schedule();
+  await Promise.race([pub.allAcked(), run.failed()]);
+  run.sending = false;
+  return (performance.now() - tp) / 1000;
+}
+
 /** persistent: an offline queue of QoS 1 messages drained on reconnect. */
 async function runPersistent(run) {
   const id = 'bench-persist';
@@ -470,14 +482,7 @@ async function runPersistent(run) {
   await s.disconnect();
 
   const pub = new Publisher(run, 0, `bench-persist-pub-${process.pid}`, 'bench/persist/0', n);
-  run.publishers.push(pub);
-  await pub.connect();
-  const tp = performance.now();
-  run.sending = true;
-  pub.schedule();
-  await Promise.race([pub.allAcked(), run.failed()]);
-  const publishSeconds = (performance.now() - tp) / 1000;
-  run.sending = false;
+  const publishSeconds = await publishEverything(run, pub);
 
   const sub = new Subscriber(run, id, false, true);
   run.subscribers.push(sub);
@@ -518,14 +523,7 @@ async function runRetained(run) {
   const tag = process.pid;
   const topics = Array.from({ length: n }, (_, i) => `bench/retained/${i}`);
   const pub = new Publisher(run, 0, `bench-retain-pub-${tag}`, topics, n, { retain: true });
-  run.publishers.push(pub);
-  await pub.connect();
-  const tp = performance.now();
-  run.sending = true;
-  pub.schedule();
-  await Promise.race([pub.allAcked(), run.failed()]);
-  const publishSeconds = (performance.now() - tp) / 1000;
-  run.sending = false;
+  const publishSeconds = await publishEverything(run, pub);
 
   const sub = new Subscriber(run, `bench-retain-sub-${tag}`, true, true);
   run.subscribers.push(sub);

@@ -105,7 +105,6 @@ export class Client implements ConnectionHandler {
   onPacket(packet: Packet): void {
     this.lastSeen = this.broker.clock.now;
     const stats = this.broker.stats;
-    stats.messagesReceived++;
     const type = TYPE_BY_CMD[packet.cmd];
     stats.packetsReceived[type]++;
     stats.bytesReceivedByType[type] += this.conn.decoder.packetLength;
@@ -152,8 +151,6 @@ export class Client implements ConnectionHandler {
   onClose(error: Error | undefined): void {
     if (this.closeReason === null) this.closeReason = error === undefined ? 'socket-closed' : 'socket-error';
     this.broker.stats.disconnects[this.closeReason]++;
-    this.broker.stats.bytesReceived += this.conn.bytesReceived;
-    this.broker.stats.bytesSent += this.conn.bytesSent;
     this.broker.clientClosed(this, error);
   }
 

@@ -104,9 +104,7 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
     return;
   }
   client.dropping = false;
-  broker.stats.publishSent++;
   broker.stats.deliveredByQos[0]++;
-  broker.stats.messagesSent++;
   const t = message.template(0, retain);
   if (t.payload === null) client.conn.write(t.bytes);
   else client.conn.writeWithPayload(t.bytes, -1, 0, 0, t.payload);
@@ -115,8 +113,6 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
 /** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
   const t = entry.message.template(entry.qos, entry.retain);
-  broker.stats.publishSent++;
-  broker.stats.messagesSent++;
   if (!dup) broker.stats.deliveredByQos[entry.qos]++;
   const bits = dup ? DUP_FLAG : 0;
   if (t.payload === null) client.conn.writeWithId(t.bytes, t.idOffset, entry.id, bits);
@@ -139,7 +135,6 @@ export function drain(broker: Broker, session: Session): void {
 export function resume(broker: Broker, session: Session, client: Client): void {
   for (const entry of session.inflight.values()) {
     if (entry.state === 'pubrel') {
-      broker.stats.messagesSent++;
       writePubrel(client.conn, entry.id);
     } else {
       sendInflight(broker, client, entry, true);

@@ -55,13 +55,6 @@ export class BrokerStats {
   clientsConnected = 0;
   /** Highest clientsConnected seen. */
   clientsMaximum = 0;
-  messagesReceived = 0;
-  messagesSent = 0;
-  publishReceived = 0;
-  publishSent = 0;
-  /** Bytes of closed connections (live ones keep their own count until they close). */
-  bytesReceived = 0;
-  bytesSent = 0;
   /** Packets decoded from clients, by packet type. */
   readonly packetsReceived = new Float64Array(PACKET_TYPE_SLOTS);
   /** Bytes of those packets (fixed header included), by packet type. */
@@ -99,8 +92,4 @@ export class BrokerStats {
   forwardedIn = 0;
   /** Times this member's broker was restarted after a crash (in its worker thread). */
   restarts = 0;
-
-  get droppedTotal(): number {
-    return this.droppedSlowSubscriber + this.droppedQueueFull + this.droppedOffline;
-  }
 }

@@ -1,6 +1,6 @@
 import { Message } from '@tern/session';
 import type { Broker } from './broker.js';
-import type { StatsSnapshot } from './metrics/snapshot.js';
+import { type StatsSnapshot, snapshotStats } from './metrics/snapshot.js';
 import { VERSION } from './version.js';
 
 /**
@@ -28,35 +28,11 @@ export class SysPublisher {
     this.timer = null;
   }
 
-  /** Topic -> value, as published. Exposed for tests and the future metrics endpoint. */
+  /** Topic -> value, as published: the node-wide computation, over this broker's one snapshot. */
   snapshot(): Array<[string, string]> {
     const b = this.broker;
-    const s = b.stats;
-    let bytesReceived = s.bytesReceived;
-    let bytesSent = s.bytesSent;
-    for (const c of b.connections) {
-      bytesReceived += c.conn.bytesReceived;
-      bytesSent += c.conn.bytesSent;
-    }
-    const disconnected = Math.max(0, b.sessions.size - b.clients.size);
-    return [
-      ['$SYS/broker/version', `tern ${VERSION}`],
-      ['$SYS/broker/uptime', `${Math.floor((Date.now() - s.startedAt) / 1000)} seconds`],
-      ['$SYS/broker/clients/connected', String(s.clientsConnected)],
-      ['$SYS/broker/clients/disconnected', String(disconnected)],
-      ['$SYS/broker/clients/total', String(s.clientsConnected + disconnected)],
-      ['$SYS/broker/clients/maximum', String(s.clientsMaximum)],
-      ['$SYS/broker/messages/received', String(s.messagesReceived)],
-      ['$SYS/broker/messages/sent', String(s.messagesSent)],
-      ['$SYS/broker/publish/messages/received', String(s.publishReceived)],
-      ['$SYS/broker/publish/messages/sent', String(s.publishSent)],
-      ['$SYS/broker/publish/messages/dropped', String(s.droppedTotal)],
-      ['$SYS/broker/bytes/received', String(bytesReceived)],
-      ['$SYS/broker/bytes/sent', String(bytesSent)],
-      ['$SYS/broker/subscriptions/count', String(b.subscriptions.size)],
-      ['$SYS/broker/retained messages/count', String(b.retained.size)],
-      ['$SYS/broker/store/messages/count', String(queuedTotal(b))],
-    ];
+    const figures = snapshotStats(b, '0', { eventLoop: false });
+    return sysValuesFromSnapshots([figures], b.stats.startedAt, b.stats.clientsMaximum);
   }
 
   private publishAll(): void {
@@ -65,16 +41,9 @@ export class SysPublisher {
     }
   }
 }
-
-function queuedTotal(broker: Broker): number {
-  let n = 0;
-  for (const session of broker.sessions.values()) n += session.queue.length + session.inflight.size;
-  return n;
-}
-
 /**
- * The same $SYS figures for a node of several routing workers, from their snapshots: counts
- * are summed, the retained count (every worker holds every retained message) is not.
+ * The $SYS figures from routing workers' snapshots (one for a broker alone): counts are
+ * summed, the retained count (every worker holds every retained message) is not.
  * `clientsMaximum` is the highest connected count the caller has seen.
  */
 export function sysValuesFromSnapshots(

@@ -145,7 +145,6 @@ function accept(client: Client, packet: ConnectPacket): void {
   if (broker.stats.clientsConnected > broker.stats.clientsMaximum) {
     broker.stats.clientsMaximum = broker.stats.clientsConnected;
   }
-  broker.stats.messagesSent++;
   // Session present is 0 for a clean session [MQTT-3.2.2-1], 1 when a stored session was
   // resumed [MQTT-3.2.2-2], 0 when none existed [MQTT-3.2.2-3].
   client.conn.write(encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, packet.protocolVersion));
@@ -170,7 +169,6 @@ function refuse(
   client.log.info({ returnCode, ...fields }, `connection refused: ${why}`);
   client.closeReason ??= 'not-authorized';
   client.broker.stats.connectionsRejected[reason]++;
-  client.broker.stats.messagesSent++;
   client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode }, client.version));
   client.conn.end();
 }

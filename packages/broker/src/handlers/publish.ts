@@ -15,7 +15,6 @@ import type { Client } from '../client.js';
  */
 export function handlePublish(client: Client, packet: PublishPacket): void {
   const broker = client.broker;
-  broker.stats.publishReceived++;
   const qos = packet.qos;
   broker.stats.publishedByQos[qos]++;
   if (qos === 0) {
@@ -23,7 +22,6 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
     return;
   }
   const id = packet.messageId as number;
-  broker.stats.messagesSent++;
   // A retained message is acknowledged once every member holds its copy: a subscriber that
   // arrives on any worker after the PUBACK gets it. The barrier follows the routed copy.
   const gated = packet.retain && broker.link?.hasPeers === true;

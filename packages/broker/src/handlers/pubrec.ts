@@ -9,6 +9,5 @@ import type { Client } from '../client.js';
  */
 export function handlePubrec(client: Client, packet: PubrecPacket): void {
   client.session?.received(packet.messageId);
-  client.broker.stats.messagesSent++;
   writePubrel(client.conn, packet.messageId);
 }

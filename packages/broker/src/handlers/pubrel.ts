@@ -9,7 +9,6 @@ import type { Client } from '../client.js';
  */
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
   client.session?.incomingQos2.delete(packet.messageId);
-  client.broker.stats.messagesSent++;
   const id = packet.messageId;
   if (client.gatedAcks === null) writePubcomp(client.conn, id);
   else client.queueAck(() => writePubcomp(client.conn, id), null);

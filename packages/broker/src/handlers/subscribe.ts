@@ -32,7 +32,6 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void {
     if (broker.subscribe(session, sub.topic, sub.qos)) newRoute = true;
     granted.push(sub.qos);
   }
-  broker.stats.messagesSent++;
   const suback = encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version);
   const answer = (): void => {
     client.conn.write(suback);

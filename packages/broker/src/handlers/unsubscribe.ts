@@ -6,7 +6,6 @@ export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): vo
   const session = client.session;
   if (session === null) return;
   for (const filter of packet.unsubscriptions) client.broker.unsubscribe(session, filter);
-  client.broker.stats.messagesSent++;
   const bytes = encode({ cmd: 'unsuback', messageId: packet.messageId }, client.version);
   client.queueAck(() => client.conn.write(bytes), null);
 }

@@ -87,7 +87,7 @@ export function brokerStatsSource(broker: Broker, worker = '0'): StatsSource {
  * Reads a broker's figures. Walks the sessions and connections once (queue sizes, bytes of
  * live connections), so it is meant for scrapes, not for every packet.
  */
-export function snapshotStats(broker: Broker, worker = '0'): StatsSnapshot {
+export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop?: boolean } = {}): StatsSnapshot {
   const s = broker.stats;
   let online = 0;
   let offline = 0;
@@ -100,7 +100,8 @@ export function snapshotStats(broker: Broker, worker = '0'): StatsSnapshot {
     if (session.owner === null) offline++;
     else online++;
   }
-  const lag = readEventLoopLag();
+  // Reading the lag restarts its measurement: only the scrape's snapshot may do that.
+  const lag = options.eventLoop === false ? { mean: 0, p99: 0 } : readEventLoopLag();
   return {
     worker,
     incarnation: s.incarnation,
