@@ -118,11 +118,12 @@ export class MemberLink implements ClusterLink {
     this.control({ t: 'route-', filters: [filter] });
   }
 
-  /** After a restart of this member's broker: peers forget its routes, then learn them again. */
+  /**
+   * After a restart of this member's broker: peers replace its routes with `filters`, in one
+   * message, so no publish handled between a reset and a re-announce can miss this member.
+   */
   announceAll(filters: Iterable<string>): void {
-    this.control({ t: 'routes-reset' });
-    const list = [...filters];
-    if (list.length > 0) this.control({ t: 'route+', filters: list });
+    this.control({ t: 'routes', filters: [...filters] });
   }
 
   barrier(): Promise<void> {
@@ -229,8 +230,9 @@ export class MemberLink implements ClusterLink {
       case 'route-':
         for (const filter of data.filters) this.routes.remove(filter, peer.index);
         break;
-      case 'routes-reset':
+      case 'routes':
         this.routes.removeMember(peer.index);
+        for (const filter of data.filters) this.routes.add(filter, peer.index);
         break;
       case 'ping':
         // Everything this peer sent before the ping has been handled: answer after our own

@@ -61,7 +61,7 @@ export interface SessionInfo {
 export type ToPeer =
   | { t: 'route+'; filters: string[] }
   | { t: 'route-'; filters: string[] }
-  | { t: 'routes-reset' }
+  | { t: 'routes'; filters: string[] }
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
   | { t: 'drop-stub'; clientId: string }
