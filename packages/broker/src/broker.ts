@@ -1,17 +1,19 @@
-import type { Socket } from 'node:net';
-import { Connection, listenTcp, type TcpListener } from '@tern/listener';
+import { Connection, type Transport } from '@tern/listener';
 import type { QoS } from '@tern/protocol';
 import { RetainedIndex, SubscriptionIndex } from '@tern/router';
 import { Message, Session, type SessionLimits, type SnapshotContents } from '@tern/session';
 import { Access, type AccessReloadResult, logAccessPolicy, logAccessReload } from './access/access.js';
 import { ClientAcl } from './access/acl.js';
 import { Client } from './client.js';
-import type { ClusterLink } from './cluster-link.js';
+import type { ClusterLink, SessionJournal } from './cluster-link.js';
 import type { BrokerConfig, LogLevel } from './config.js';
 import { deliver, drain } from './delivery.js';
+import { type ListenerKind, ListenerSet, logListening } from './listeners.js';
 import type { Logger } from './logger.js';
+import { NodeLimitState } from './node-limits.js';
 import { BrokerStats } from './stats.js';
 import { SysPublisher } from './sys-topics.js';
+import { logTlsReload, readTlsMaterial, reloadTlsMaterial, type TlsReloadResult, tlsWanted } from './tls-files.js';
 
 /** What the subscription index holds per (filter, client): the session and its granted QoS. */
 interface Subscriber {
@@ -41,6 +43,16 @@ const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>(
   'passwordFile',
   'allowAnonymous',
   'aclFile',
+  // The certificate files are read again on every reload; new paths are taken too.
+  'tlsCert',
+  'tlsKey',
+  'tlsCa',
+  'maxSubscriptions',
+  'maxTopicLength',
+  'maxTopicLevels',
+  'maxPublishRate',
+  'memoryHighWaterMark',
+  'authPluginTimeoutMs',
 ]);
 
 export interface ConfigDiff {
@@ -72,6 +84,11 @@ export interface BrokerOptions {
   link?: ClusterLink | null;
   /** Whether this broker publishes $SYS itself (a routing worker leaves it to the supervisor). @default true */
   sys?: boolean;
+  /**
+   * The node's shared limit state (a routing worker gets the supervisor's, which also checks
+   * the memory mark). @default a private one, whose memory mark this broker checks itself
+   */
+  nodeLimits?: NodeLimitState;
 }
 
 /**
@@ -92,6 +109,8 @@ export class Broker {
   readonly subscriptions = new SubscriptionIndex<Subscriber>();
   readonly retained = new RetainedIndex<Message>();
   readonly link: ClusterLink | null;
+  /** Where persistent-session changes are recorded (a node of a cluster); null otherwise. */
+  readonly journal: SessionJournal | null;
   /**
    * Password file, anonymous rule, ACL and login throttle. Loaded by start() (a routing worker
    * loads it before it listens); a broker restarted after a crash takes over its predecessor's.
@@ -101,7 +120,14 @@ export class Broker {
   accessReload: Promise<AccessReloadResult> | null = null;
   /** Set when a routing worker restarted this broker after a crash: late events go to the new one. */
   replacedBy: Broker | null = null;
-  private listener: TcpListener | null = null;
+  /** Memory state and flood-limited log lines, shared by the node's workers. */
+  readonly nodeLimits: NodeLimitState;
+  /** Whether this broker checks the memory mark (alone), or the supervisor does (workers). */
+  private readonly checksMemory: boolean;
+  /** The reload of the TLS certificate started by the last applyConfig (a broker alone). */
+  tlsReload: Promise<TlsReloadResult> | null = null;
+  /** A broker alone owns its listeners; a routing worker's belong to the worker thread. */
+  private listeners: ListenerSet | null = null;
   /** Retained topics deleted recently, with the (time, id) of the deletion (last writer wins). */
   private readonly tombstones = new Map<string, { time: number; id: number }>();
   private messageSeq = 0;
@@ -130,6 +156,7 @@ export class Broker {
     this.config = config;
     this.log = log;
     this.link = options.link ?? null;
+    this.journal = this.link?.journal ?? null;
     this.sysEnabled = options.sys !== false;
     this.limits = {
       maxInflight: config.maxInflight,
@@ -138,6 +165,29 @@ export class Broker {
     };
     this.sys = new SysPublisher(this);
     this.access = new Access(config);
+    this.checksMemory = options.nodeLimits === undefined;
+    this.nodeLimits = options.nodeLimits ?? new NodeLimitState();
+  }
+
+  /** True while the node is above memoryHighWaterMark: CONNECTs refused, QoS 0 shed. */
+  get memoryHigh(): boolean {
+    return this.nodeLimits.memoryHigh;
+  }
+
+  /**
+   * A socket refused at accept because maxConnections is reached: counted, and logged once
+   * for the node, then at most once a minute with the count in between (a flood stays quiet).
+   */
+  connectionRefused(remote: string | undefined, fields: Record<string, unknown> = {}): void {
+    this.stats.connectionsRejected['max-connections']++;
+    this.stats.limitsHit['max-connections']++;
+    const refused = this.nodeLimits.lineDue('max-connections', Date.now());
+    if (refused > 0) {
+      this.log.warn(
+        { remote, ...fields, limit: this.config.maxConnections, refusedSinceLastLine: refused },
+        'connection refused: maxConnections reached',
+      );
+    }
   }
 
   /** Limits shared by every session (changed in place by a reload). */
@@ -145,29 +195,26 @@ export class Broker {
     return this.limits;
   }
 
-  /** The bound port (after start). */
+  /** The bound TCP port (after start). */
   get port(): number {
-    return this.listener?.port ?? this.config.port;
+    return this.listeners?.port('tcp') ?? this.config.port;
   }
 
-  /** Listens on config.host:config.port and starts serving (a broker that is alone). */
+  /** The bound port of every enabled listener (after start). */
+  get ports(): Partial<Record<ListenerKind, number>> {
+    const out: Partial<Record<ListenerKind, number>> = {};
+    for (const { kind, port } of this.listeners?.bound ?? []) out[kind] = port;
+    return out;
+  }
+
+  /** Opens every enabled listener on config.host and starts serving (a broker that is alone). */
   async start(): Promise<void> {
     logAccessPolicy(this.log, this.config, await this.access.load(this.config));
-    this.listener = await listenTcp({
-      host: this.config.host,
-      port: this.config.port,
-      maxConnections: this.config.maxConnections,
-      onSocket: (socket) => this.accept(socket),
-      onRefused: (socket) => {
-        this.stats.connectionsRejected['max-connections']++;
-        this.log.warn(
-          { remote: socket.remoteAddress, limit: this.config.maxConnections },
-          'connection refused: maxConnections reached',
-        );
-      },
-    });
+    const tls = tlsWanted(this.config) ? await readTlsMaterial(this.config) : null;
+    this.listeners = await ListenerSet.open({ config: this.config, tls, fds: null, broker: () => this });
     this.startServing();
-    this.log.info({ host: this.config.host, port: this.port }, 'listening for MQTT');
+    logListening(this.log, this.config, this.listeners.bound);
+    this.log.info({ host: this.config.host, port: this.port, ports: this.ports }, 'listening for MQTT');
   }
 
   /** Stops the keepalive and $SYS timers (a broker being replaced after a crash). */
@@ -202,8 +249,8 @@ export class Broker {
     this.sys.stop();
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
-    const closing = this.listener?.close();
-    this.listener = null;
+    const closing = this.listeners?.close();
+    this.listeners = null;
     if (graceMs > 0 && this.connections.size > 0) {
       const drained = new Promise<void>((resolve) => {
         this.onAllClosed = resolve;
@@ -227,8 +274,9 @@ export class Broker {
     await closing;
   }
 
-  accept(socket: Socket): void {
-    this.stats.connectionsAccepted++;
+  /** Takes a new connection from a listener (`kind` counts it under its listener). */
+  accept(socket: Transport, kind: ListenerKind = 'tcp'): void {
+    this.stats.connectionsAccepted[kind]++;
     const client = new Client(
       this,
       new Connection(socket, { maxPacketSize: this.config.maxPacketSize, counters: this.stats.sent }),
@@ -289,6 +337,8 @@ export class Broker {
     session.owner = null;
     const will = session.will;
     session.will = null;
+    // The cluster no longer needs this connection's will should its node die.
+    if (will !== null) this.journal?.will(client.clientId, null);
     // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10].
     if (will !== null && reason !== 'client-disconnect') {
       // Checked at CONNECT; checked again in case an ACL reload has revoked it since.
@@ -326,7 +376,7 @@ export class Broker {
   publish(message: Message): void {
     const link = this.link;
     if (link !== null) {
-      message.id = link.member * MEMBER_ID_BASE + (this.messageSeq = (this.messageSeq + 1) % MEMBER_ID_BASE);
+      message.id = link.idMember * MEMBER_ID_BASE + (this.messageSeq = (this.messageSeq + 1) % MEMBER_ID_BASE);
       // Only retained copies need a time: the latest one wins on every member.
       if (message.retain) message.time = Date.now();
     }
@@ -420,13 +470,21 @@ export class Broker {
     for (const key of applied) config[key] = next[key];
     // The password and ACL files are read again on every reload, changed paths or not.
     this.accessReload = this.reloadAccess();
+    // So are the certificate files, by a broker alone (a routing worker is handed them).
+    if (this.listeners !== null && tlsWanted(this.config)) this.tlsReload = this.reloadTls(this.listeners);
     if (applied.length === 0) return { applied, restartNeeded };
     // Sessions share the broker's limits object, so the window and policy change for all.
     this.limits.maxInflight = this.config.maxInflight;
     this.limits.maxQueued = this.config.maxQueued;
     this.limits.overflowPolicy = this.config.queueOverflow;
     for (const session of this.sessions.values()) session.queue.limit = this.config.maxQueued;
-    if (this.listener !== null) this.listener.maxConnections = this.config.maxConnections;
+    if (this.listeners !== null) {
+      this.listeners.maxConnections = this.config.maxConnections;
+      this.listeners.setMaxPacketSize(this.config.maxPacketSize);
+    }
+    if (this.checksMemory && applied.includes('memoryHighWaterMark')) {
+      this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log);
+    }
     if (applied.includes('logLevel')) this.setLogLevel(this.config.logLevel);
     if (applied.includes('sysInterval') && this.sysEnabled) {
       this.sys.stop();
@@ -463,6 +521,14 @@ export class Broker {
       }
     }
     logAccessReload(this.log, result, this.link === null ? 'info' : 'debug');
+    return result;
+  }
+
+  /** Reads the certificate files again and gives new TLS connections the new certificate. */
+  private async reloadTls(listeners: ListenerSet): Promise<TlsReloadResult> {
+    const result = await reloadTlsMaterial(this.config);
+    if (result.ok) listeners.setSecureContext(result.material);
+    logTlsReload(this.log, result);
     return result;
   }
 
@@ -509,11 +575,20 @@ export class Broker {
     for (const [topic, tombstone] of this.tombstones) {
       if (now - tombstone.time > TOMBSTONE_MS) this.tombstones.delete(topic);
     }
+    if (this.checksMemory) this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log);
     const connectDeadline = now - this.config.connectTimeoutMs;
     for (const client of this.connections) {
       if (client.state === 'new' || client.state === 'connecting') {
         if (client.acceptedAt < connectDeadline) {
-          client.log.info({ timeoutMs: this.config.connectTimeoutMs }, 'closing connection: no CONNECT in time');
+          this.stats.limitsHit['connect-timeout']++;
+          // Slowloris floods close thousands of these: one line for the node, then one a minute.
+          const closed = this.nodeLimits.lineDue('connect-timeout', now);
+          if (closed > 0) {
+            client.log.info(
+              { timeoutMs: this.config.connectTimeoutMs, closedSinceLastLine: closed },
+              'closing connection: no CONNECT in time',
+            );
+          }
           client.close('connect-timeout');
         }
       } else if (client.keepaliveMs > 0 && now - client.lastSeen > client.keepaliveMs * 1.5 + SWEEP_INTERVAL_MS) {

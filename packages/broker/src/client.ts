@@ -65,8 +65,21 @@ export class Client implements ConnectionHandler {
    * usual case and costs one check per ack.
    */
   gatedAcks: Array<{ ready: boolean; write: () => void }> | null = null;
-  /** Packets that arrived while the CONNECT waited (credentials check, client id grant). */
+  /**
+   * Packets that arrived while something async decided an earlier one (the CONNECT's
+   * credentials check or client id grant, the auth plug-in's check of a PUBLISH or SUBSCRIBE):
+   * they are handled after it, in order. Null when nothing waits.
+   */
   heldPackets: Packet[] | null = null;
+  /** Limits already logged for this connection (bits by limit, limits.ts): one line each. */
+  limitsLogged = 0;
+  /** maxPublishRate's token bucket (publish-rate.ts): tokens left, and when it was last filled. */
+  rateTokens = 0;
+  rateStamp = 0;
+  /** Set while reading is paused for the publish rate; it resumes reading when it fires. */
+  rateTimer: NodeJS.Timeout | null = null;
+  /** Reasons reading is paused for (publish rate, a plug-in check): read again when none is left. */
+  private readHolds = 0;
 
   constructor(broker: Broker, conn: Connection, now: number) {
     this.broker = broker;
@@ -130,6 +143,7 @@ export class Client implements ConnectionHandler {
 
   onProtocolError(error: ProtocolError): void {
     this.broker.stats.protocolErrors++;
+    if (error.code === 'TERN_PROTO_PACKET_TOO_LARGE') this.broker.stats.limitsHit['max-packet-size']++;
     this.closeReason ??= 'protocol-error';
     this.log.warn({ code: error.code, specId: error.specId }, `closing connection: ${error.message}`);
     // An unsupported protocol level still gets its answer before the close [MQTT-3.1.2-2].
@@ -149,9 +163,44 @@ export class Client implements ConnectionHandler {
   }
 
   onClose(error: Error | undefined): void {
+    if (this.rateTimer !== null) clearTimeout(this.rateTimer);
+    this.rateTimer = null;
     if (this.closeReason === null) this.closeReason = error === undefined ? 'socket-closed' : 'socket-error';
     this.broker.stats.disconnects[this.closeReason]++;
     this.broker.clientClosed(this, error);
+  }
+
+  /** Stops reading the socket until every pause is resumed (the kernel then slows the sender). */
+  pauseReading(): void {
+    if (this.readHolds++ === 0) this.conn.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (--this.readHolds === 0 && this.state !== 'closed') this.conn.socket.resume();
+  }
+
+  /**
+   * Holds the packets that follow while an async check decides the current one, and stops
+   * reading meanwhile, so what waits is at most one chunk. releaseHeld() ends the hold.
+   */
+  holdPackets(): void {
+    this.heldPackets ??= [];
+    this.pauseReading();
+  }
+
+  /**
+   * Ends a hold: the held packets are handled in order, as if they had just arrived. One that
+   * starts a new hold holds the rest behind it again (dispatch() appends to the new hold).
+   */
+  releaseHeld(): void {
+    this.resumeReading();
+    const held = this.heldPackets;
+    this.heldPackets = null;
+    if (held === null) return;
+    for (const packet of held) {
+      if (this.state !== 'connected') return;
+      this.replay(packet);
+    }
   }
 
   /**

@@ -3,22 +3,59 @@
  * its cluster: forwarding, route announcements, barriers and client-id ownership. A broker
  * without a link (the in-process broker of tests and embedders) is the only member there is.
  */
-import type { QoS } from '@tern/protocol';
+import type { QoS, Will } from '@tern/protocol';
 import type { Message } from '@tern/session';
 
 /** The answer to a claim for a client id: this member owns it now. */
 export interface Claim {
   /** The session's state when it was held by another member (a snapshot), or null. */
   session: Uint8Array | null;
-  /** The member that held it (its stub forwards until the move completes), or -1. */
+  /**
+   * The member that held it (its stub forwards until the move completes), or -1: then a
+   * session is one read from the cluster's store.
+   */
   from: number;
+  /** Why the id could not be taken (the cluster's store is unreachable); null when granted. */
+  refused: string | null;
+}
+
+/**
+ * What a member tells the node's session store about its persistent sessions (cluster mode):
+ * every change to what a session would need if it resumed on another node. Issued without
+ * waiting, in order; the store is written by the node's gateway.
+ */
+export interface SessionJournal {
+  subscribed(clientId: string, filter: string, qos: QoS): void;
+  unsubscribed(clientId: string, filter: string): void;
+  /** Message `id` went out to `clientId` under `packetId`. */
+  sent(clientId: string, id: number, packetId: number): void;
+  /** PUBREC for message `id`. */
+  released(clientId: string, id: number): void;
+  /** PUBACK / PUBCOMP for message `id`. */
+  completed(clientId: string, id: number): void;
+  incomingQos2(clientId: string, packetId: number, pending: boolean): void;
+  /** The will of `clientId`'s live connection (null: it has none any more). */
+  will(clientId: string, will: Will | null): void;
 }
 
 export interface ClusterLink {
-  /** This member's index: the high part of every message id it assigns. */
+  /** This member's index among the members of its node. */
   readonly member: number;
+  /**
+   * The high part of every message id this member assigns: unique in the cluster (the node's
+   * number from Redis, then the member), so a session store can tell messages apart.
+   */
+  readonly idMember: number;
   /** Whether any other member exists (a barrier is then more than a resolved promise). */
   readonly hasPeers: boolean;
+  /** The node's session store, when persistent sessions are kept cluster-wide; else null. */
+  readonly journal: SessionJournal | null;
+  /**
+   * After forward(): resolves once the message is durable for every persistent session it
+   * must reach (the node's gateway stored it), or null when nothing needs confirming. A QoS
+   * 1/2 acknowledgement waits for it [DESIGN.md guarantee 1].
+   */
+  confirmForwarded(): Promise<void> | null;
   /**
    * A message that entered the broker at this member: send it once to every other member
    * with a matching subscription, and to all of them when it is retained (each keeps a copy).

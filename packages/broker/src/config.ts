@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
+import { parseRedisUrl } from '@tern/cluster';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type OverflowPolicy = 'drop-oldest' | 'drop-new';
@@ -12,8 +13,40 @@ export type OverflowPolicy = 'drop-oldest' | 'drop-new';
 export interface BrokerConfig {
   /** TCP port for MQTT. 0 picks a free port. @default 1883 */
   port: number;
-  /** Address to bind. @default '0.0.0.0' */
+  /** Address every MQTT listener binds (TCP, TLS, WebSocket, WSS). @default '0.0.0.0' */
   host: string;
+  /** Serve MQTT over plain TCP on `port`. @default true */
+  tcpEnabled: boolean;
+  /** Serve MQTT over TLS on `tlsPort` (tlsCert and tlsKey required). @default false */
+  tlsEnabled: boolean;
+  /** Port for MQTT over TLS. 0 picks a free port. @default 8883 */
+  tlsPort: number;
+  /** PEM certificate (chain) of the TLS and WSS listeners; read again on SIGHUP. @default '' */
+  tlsCert: string;
+  /** PEM private key of tlsCert; read again on SIGHUP. @default '' */
+  tlsKey: string;
+  /** PEM CA certificates client certificates are checked against; '' = Node's default CAs. @default '' */
+  tlsCa: string;
+  /**
+   * Ask TLS and WSS clients for a certificate: 'none', 'request' (checked when sent) or
+   * 'require' (mutual TLS: no certificate signed by tlsCa, no connection). @default 'none'
+   */
+  tlsClientCert: 'none' | 'request' | 'require';
+  /**
+   * A client with a verified certificate is authenticated as its subject CN (no password
+   * needed; the CONNECT's user name is ignored); the ACL applies to that user. @default false
+   */
+  tlsCnAsUsername: boolean;
+  /** Serve MQTT over WebSocket on `wsPort`. @default false */
+  wsEnabled: boolean;
+  /** Port for MQTT over WebSocket. 0 picks a free port. @default 8080 */
+  wsPort: number;
+  /** The HTTP path WebSockets are opened on (WS and WSS). @default '/mqtt' */
+  wsPath: string;
+  /** Serve MQTT over WebSocket over TLS on `wssPort` (the TLS certificate and key). @default false */
+  wssEnabled: boolean;
+  /** Port for MQTT over WSS. 0 picks a free port. @default 8081 */
+  wssPort: number;
   /** @default 'info' */
   logLevel: LogLevel;
   /** Outbound QoS 1/2 messages in flight per client. @default 32 */
@@ -68,11 +101,61 @@ export interface BrokerConfig {
   allowAnonymous: 'auto' | boolean;
   /** Topic ACL file (Mosquitto's syntax, docs/security.md); '' = every topic allowed. @default '' */
   aclFile: string;
+  /**
+   * Redis that joins this node to a cluster (redis://, rediss://, redis-sentinel://,
+   * redis-cluster://; docs/cluster.md); '' = a node on its own. @default ''
+   */
+  redis: string;
+  /** Namespace of the cluster's keys and channels in Redis. @default 'tern' */
+  redisPrefix: string;
+  /** How often this node tells the cluster it is alive, ms. @default 1000 */
+  clusterHeartbeatMs: number;
+  /** A node silent this long is taken for dead: its routes go, its wills fire. @default 5000 */
+  clusterNodeTimeoutMs: number;
+  /** Distinct topic filters one session may hold; more get SUBACK 0x80. 0 = unlimited. @default 0 */
+  maxSubscriptions: number;
+  /**
+   * Longest topic name or filter, in UTF-8 bytes: a longer PUBLISH topic (or will topic)
+   * closes the connection, a longer filter gets SUBACK 0x80. 0 = the protocol's 65535. @default 0
+   */
+  maxTopicLength: number;
+  /** Most levels in a topic name or filter, treated as maxTopicLength is. 0 = unlimited. @default 0 */
+  maxTopicLevels: number;
+  /**
+   * PUBLISH packets per second one client may send; a faster one is slowed (its socket is
+   * not read until it is back under the rate), never dropped. 0 = unlimited. @default 0
+   */
+  maxPublishRate: number;
+  /**
+   * Resident memory (RSS) of the process, in bytes, above which new CONNECTs get CONNACK 0x03
+   * and QoS 0 deliveries are shed; checked twice a second. 0 = off. @default 0
+   */
+  memoryHighWaterMark: number;
+  /**
+   * An ES module (path) exporting authenticate / authorizePublish / authorizeSubscribe,
+   * consulted after the password file and the ACL (docs/security.md); '' = none. @default ''
+   */
+  authPlugin: string;
+  /** Longest a call into authPlugin may take; a call that takes longer is a refusal. @default 5000 */
+  authPluginTimeoutMs: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   port: 1883,
   host: '0.0.0.0',
+  tcpEnabled: true,
+  tlsEnabled: false,
+  tlsPort: 8883,
+  tlsCert: '',
+  tlsKey: '',
+  tlsCa: '',
+  tlsClientCert: 'none',
+  tlsCnAsUsername: false,
+  wsEnabled: false,
+  wsPort: 8080,
+  wsPath: '/mqtt',
+  wssEnabled: false,
+  wssPort: 8081,
   logLevel: 'info',
   maxInflight: 32,
   maxQueued: 1000,
@@ -94,6 +177,17 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   passwordFile: '',
   allowAnonymous: 'auto',
   aclFile: '',
+  redis: '',
+  redisPrefix: 'tern',
+  clusterHeartbeatMs: 1000,
+  clusterNodeTimeoutMs: 5000,
+  maxSubscriptions: 0,
+  maxTopicLength: 0,
+  maxTopicLevels: 0,
+  maxPublishRate: 0,
+  memoryHighWaterMark: 0,
+  authPlugin: '',
+  authPluginTimeoutMs: 5000,
 });
 
 /** A configuration problem: stops start-up. `message` is the one line to print. */
@@ -115,6 +209,19 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const RULES: Record<keyof BrokerConfig, Rule> = {
   port: { kind: 'int', min: 0, max: 65_535 },
   host: { kind: 'string' },
+  tcpEnabled: { kind: 'bool' },
+  tlsEnabled: { kind: 'bool' },
+  tlsPort: { kind: 'int', min: 0, max: 65_535 },
+  tlsCert: { kind: 'string', emptyAllowed: true },
+  tlsKey: { kind: 'string', emptyAllowed: true },
+  tlsCa: { kind: 'string', emptyAllowed: true },
+  tlsClientCert: { kind: 'enum', values: ['none', 'request', 'require'] },
+  tlsCnAsUsername: { kind: 'bool' },
+  wsEnabled: { kind: 'bool' },
+  wsPort: { kind: 'int', min: 0, max: 65_535 },
+  wsPath: { kind: 'string' },
+  wssEnabled: { kind: 'bool' },
+  wssPort: { kind: 'int', min: 0, max: 65_535 },
   logLevel: { kind: 'enum', values: LOG_LEVELS },
   maxInflight: { kind: 'int', min: 1, max: 65_535 },
   maxQueued: { kind: 'int', min: 0, max: 10_000_000 },
@@ -136,6 +243,17 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   passwordFile: { kind: 'string', emptyAllowed: true },
   allowAnonymous: { kind: 'auto-bool' },
   aclFile: { kind: 'string', emptyAllowed: true },
+  redis: { kind: 'string', emptyAllowed: true },
+  redisPrefix: { kind: 'string' },
+  clusterHeartbeatMs: { kind: 'int', min: 50, max: 60_000 },
+  clusterNodeTimeoutMs: { kind: 'int', min: 200, max: 600_000 },
+  maxSubscriptions: { kind: 'int', min: 0, max: 10_000_000 },
+  maxTopicLength: { kind: 'int', min: 0, max: 65_535 },
+  maxTopicLevels: { kind: 'int', min: 0, max: 65_535 },
+  maxPublishRate: { kind: 'int', min: 0, max: 10_000_000 },
+  memoryHighWaterMark: { kind: 'int', min: 0, max: 1_099_511_627_776 },
+  authPlugin: { kind: 'string', emptyAllowed: true },
+  authPluginTimeoutMs: { kind: 'int', min: 1, max: 600_000 },
 };
 
 export const CONFIG_KEYS = Object.keys(RULES) as (keyof BrokerConfig)[];
@@ -195,6 +313,19 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--port': 'port',
   '-p': 'port',
   '--host': 'host',
+  '--tcp-enabled': 'tcpEnabled',
+  '--tls-enabled': 'tlsEnabled',
+  '--tls-port': 'tlsPort',
+  '--tls-cert': 'tlsCert',
+  '--tls-key': 'tlsKey',
+  '--tls-ca': 'tlsCa',
+  '--tls-client-cert': 'tlsClientCert',
+  '--tls-cn-as-username': 'tlsCnAsUsername',
+  '--ws-enabled': 'wsEnabled',
+  '--ws-port': 'wsPort',
+  '--ws-path': 'wsPath',
+  '--wss-enabled': 'wssEnabled',
+  '--wss-port': 'wssPort',
   '--log-level': 'logLevel',
   '--max-inflight': 'maxInflight',
   '--max-queued': 'maxQueued',
@@ -216,6 +347,17 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--password-file': 'passwordFile',
   '--allow-anonymous': 'allowAnonymous',
   '--acl-file': 'aclFile',
+  '--redis': 'redis',
+  '--redis-prefix': 'redisPrefix',
+  '--cluster-heartbeat-ms': 'clusterHeartbeatMs',
+  '--cluster-node-timeout-ms': 'clusterNodeTimeoutMs',
+  '--max-subscriptions': 'maxSubscriptions',
+  '--max-topic-length': 'maxTopicLength',
+  '--max-topic-levels': 'maxTopicLevels',
+  '--max-publish-rate': 'maxPublishRate',
+  '--memory-high-water-mark': 'memoryHighWaterMark',
+  '--auth-plugin': 'authPlugin',
+  '--auth-plugin-timeout-ms': 'authPluginTimeoutMs',
 };
 
 export interface ParsedArgs {
@@ -289,6 +431,8 @@ export function loadConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.en
     const flag = Object.keys(FLAG_TO_KEY).find((f) => FLAG_TO_KEY[f] === key && f.startsWith('--')) ?? key;
     config[key] = coerce(key, raw, flag);
   }
+  checkListeners(config as unknown as BrokerConfig);
+  checkCluster(config as unknown as BrokerConfig);
   return config as unknown as BrokerConfig;
 }
 
@@ -298,7 +442,49 @@ export function resolveConfig(partial: Partial<BrokerConfig> = {}): BrokerConfig
   for (const [key, raw] of Object.entries(partial)) {
     if (raw !== undefined) config[key] = coerce(key, raw, 'options');
   }
+  checkListeners(config as unknown as BrokerConfig);
+  checkCluster(config as unknown as BrokerConfig);
   return config as unknown as BrokerConfig;
+}
+
+/** A Redis URL Tern cannot use stops start-up here, before anything connects. */
+function checkCluster(config: BrokerConfig): void {
+  if (config.redis === '') return;
+  try {
+    parseRedisUrl(config.redis);
+  } catch (err) {
+    throw new ConfigError(`redis = ${JSON.stringify(config.redis)} is not valid: ${(err as Error).message}`);
+  }
+  if (config.clusterNodeTimeoutMs < 3 * config.clusterHeartbeatMs) {
+    throw new ConfigError(
+      `clusterNodeTimeoutMs = ${config.clusterNodeTimeoutMs} is not valid: expected at least 3 x clusterHeartbeatMs (${3 * config.clusterHeartbeatMs})`,
+    );
+  }
+}
+
+/** Rules between the listener keys: at least one listener, TLS with its files, CN with certificates. */
+function checkListeners(config: BrokerConfig): void {
+  if (!config.tcpEnabled && !config.tlsEnabled && !config.wsEnabled && !config.wssEnabled) {
+    throw new ConfigError('no listener enabled: set at least one of tcpEnabled, tlsEnabled, wsEnabled, wssEnabled');
+  }
+  const secure = config.tlsEnabled ? 'tlsEnabled' : config.wssEnabled ? 'wssEnabled' : null;
+  if (secure !== null) {
+    for (const key of ['tlsCert', 'tlsKey'] as const) {
+      if (config[key] === '') throw new ConfigError(`${key} is required when ${secure} is true (a PEM file path)`);
+    }
+  }
+  if (config.tlsClientCert !== 'none' && config.tlsCa === '') {
+    const mode = config.tlsClientCert;
+    throw new ConfigError(
+      `tlsCa is required when tlsClientCert is '${mode}' (client certificates are checked against it)`,
+    );
+  }
+  if (config.tlsCnAsUsername && config.tlsClientCert === 'none') {
+    throw new ConfigError("tlsCnAsUsername needs client certificates: set tlsClientCert to 'request' or 'require'");
+  }
+  if (!config.wsPath.startsWith('/')) {
+    throw new ConfigError(`wsPath = ${JSON.stringify(config.wsPath)} is not valid: expected a path starting with '/'`);
+  }
 }
 
 export const HELP = `Usage: tern [options]
@@ -307,7 +493,14 @@ Tern MQTT broker (MQTT 3.1, 3.1.1). Options override TERN_* environment variable
 which override the config file, which overrides the defaults.
 
   -p, --port <n>               TCP port for MQTT (default ${DEFAULT_CONFIG.port}; 0 = any free port)
-      --host <addr>            address to bind (default ${DEFAULT_CONFIG.host})
+      --host <addr>            address every listener binds (default ${DEFAULT_CONFIG.host})
+      --no-tcp-enabled         no plain TCP listener (on by default)
+      --tls-enabled            MQTT over TLS on --tls-port (default ${DEFAULT_CONFIG.tlsPort}); needs --tls-cert, --tls-key
+      --tls-cert <f>, --tls-key <f>, --tls-ca <f>  PEM files (read again on SIGHUP)
+      --tls-client-cert <m>    none|request|require: ask clients for a certificate signed by --tls-ca
+      --tls-cn-as-username     a verified client certificate's CN is the user name (no password)
+      --ws-enabled             MQTT over WebSocket on --ws-port (default ${DEFAULT_CONFIG.wsPort}), path --ws-path (default ${DEFAULT_CONFIG.wsPath})
+      --wss-enabled            MQTT over WebSocket over TLS on --wss-port (default ${DEFAULT_CONFIG.wssPort})
   -c, --config <file.json>     JSON config file (keys: ${CONFIG_KEYS.join(', ')})
       --log-level <level>      ${LOG_LEVELS.join('|')} (default ${DEFAULT_CONFIG.logLevel})
       --max-inflight <n>       outbound QoS 1/2 window per client (default ${DEFAULT_CONFIG.maxInflight})
@@ -331,6 +524,18 @@ which override the config file, which overrides the defaults.
       --allow-anonymous[=auto] let clients without a user name in (--no-allow-anonymous: refuse them;
                                default auto: allowed exactly when no password file is configured)
       --acl-file <f>           topic ACL, Mosquitto syntax ('' = every topic allowed)
+      --redis <url>            join a cluster through Redis: redis://, rediss://, redis-sentinel://h:p,h:p/master,
+                               redis-cluster://h:p,h:p ('' = a node on its own; see docs/cluster.md)
+      --redis-prefix <name>    namespace of the cluster's keys in Redis (default ${DEFAULT_CONFIG.redisPrefix})
+      --cluster-heartbeat-ms <n> how often this node says it is alive (default ${DEFAULT_CONFIG.clusterHeartbeatMs})
+      --cluster-node-timeout-ms <n> a node silent this long is reaped, its wills fire (default ${DEFAULT_CONFIG.clusterNodeTimeoutMs})
+      --auth-plugin <module>   ES module with authenticate/authorizePublish/authorizeSubscribe ('' = none)
+      --auth-plugin-timeout-ms <n> longest call into the plug-in; longer is a refusal (default ${DEFAULT_CONFIG.authPluginTimeoutMs})
+      --max-subscriptions <n>  topic filters per session, 0 = unlimited (default 0)
+      --max-topic-length <n>   bytes in a topic or filter, 0 = the protocol's 65535 (default 0)
+      --max-topic-levels <n>   levels in a topic or filter, 0 = unlimited (default 0)
+      --max-publish-rate <n>   PUBLISH packets per second per client, slowed beyond; 0 = unlimited (default 0)
+      --memory-high-water-mark <n> RSS bytes beyond which CONNECTs are refused and QoS 0 shed, 0 = off (default 0)
       --print-config           print the effective configuration as JSON and exit
   -v, --version                print the version and exit
   -h, --help                   print this help and exit

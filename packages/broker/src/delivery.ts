@@ -8,6 +8,7 @@ import { Enqueued, type HeldDelivery, type InflightEntry, type Message, type Ses
 import { writePubrel } from './acks.js';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
+import { limitHit } from './limits/client-limits.js';
 
 /** The DUP bit of a PUBLISH's first byte [MQTT-3.3.1-1]. */
 const DUP_FLAG = 0x08;
@@ -51,6 +52,12 @@ export function deliverNow(broker: Broker, session: Session, message: Message, q
       broker.stats.droppedOffline++;
       return;
     }
+    if (broker.memoryHigh) {
+      // Above memoryHighWaterMark QoS 0 is shed: it is the one kind a client cannot expect.
+      broker.stats.droppedMemory++;
+      broker.stats.limitsHit['memory-high-water-mark']++;
+      return;
+    }
     sendQos0(broker, client, message, retain);
     return;
   }
@@ -61,6 +68,7 @@ export function deliverNow(broker: Broker, session: Session, message: Message, q
   }
   if (result === Enqueued.DroppedNew) {
     broker.stats.droppedQueueFull++;
+    broker.stats.limitsHit['max-queued']++;
     logOverflow(broker, session);
     return;
   }
@@ -68,9 +76,17 @@ export function deliverNow(broker: Broker, session: Session, message: Message, q
   message.keepQueued(qos);
   if (result === Enqueued.Queued) {
     session.overflowLogged = false;
+    // Online and queued: the inflight window is full.
+    if (client !== null && limitHit(client, 'max-inflight')) {
+      client.log.info(
+        { limit: 'max-inflight', limitValue: session.limits.maxInflight },
+        'inflight window full: QoS 1/2 messages wait in the session queue',
+      );
+    }
     return;
   }
   broker.stats.droppedQueueFull++;
+  broker.stats.limitsHit['max-queued']++;
   logOverflow(broker, session);
 }
 
@@ -94,6 +110,7 @@ function logOverflow(broker: Broker, session: Session): void {
 function sendQos0(broker: Broker, client: Client, message: Message, retain: boolean): void {
   if (client.conn.writableLength > broker.config.maxSocketBuffer) {
     broker.stats.droppedSlowSubscriber++;
+    broker.stats.limitsHit['max-socket-buffer']++;
     if (!client.dropping) {
       client.dropping = true;
       client.log.warn(
@@ -113,7 +130,12 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
 /** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
   const t = entry.message.template(entry.qos, entry.retain);
-  if (!dup) broker.stats.deliveredByQos[entry.qos]++;
+  if (!dup) {
+    broker.stats.deliveredByQos[entry.qos]++;
+    // Its packet id is kept with the stored delivery: a resume elsewhere resends it under it.
+    const journal = broker.journal;
+    if (journal !== null && !client.session?.isTransient) journal.sent(client.clientId, entry.message.id, entry.id);
+  }
   const bits = dup ? DUP_FLAG : 0;
   if (t.payload === null) client.conn.writeWithId(t.bytes, t.idOffset, entry.id, bits);
   else client.conn.writeWithPayload(t.bytes, t.idOffset, entry.id, bits, t.payload);

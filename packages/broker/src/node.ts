@@ -34,7 +34,11 @@ export class TernNode {
     this.log = log;
     this.supervisor = supervisor;
     this.file = file;
-    this.metrics = new TernMetrics({ nodeName: config.nodeName, source: { snapshots: () => supervisor.stats() } });
+    this.metrics = new TernMetrics({
+      nodeName: config.nodeName,
+      source: { snapshots: () => supervisor.stats() },
+      cluster: config.redis === '' ? undefined : () => supervisor.clusterStats(),
+    });
   }
 
   /**
@@ -71,7 +75,8 @@ export class TernNode {
     }
     node.startTimers();
     node.phase = 'running';
-    log.info({ host: config.host, port: supervisor.port, workers: supervisor.workerCount }, 'listening for MQTT');
+    const { port, ports, workerCount: workers } = supervisor;
+    log.info({ host: config.host, port, ports, workers }, 'listening for MQTT');
     return node;
   }
 
@@ -86,6 +91,11 @@ export class TernNode {
   }
 
   readiness(): ReadyState {
+    // A node of a cluster cannot take client ids while Redis is out of reach: a load
+    // balancer should send new clients elsewhere.
+    if (this.phase === 'running' && this.supervisor.clusterStats()?.redisUp === false) {
+      return { ready: false, reason: 'Redis is unreachable' };
+    }
     if (this.phase === 'running') return { ready: true };
     return { ready: false, reason: this.phase === 'starting' ? 'starting' : 'shutting down' };
   }

@@ -66,6 +66,19 @@ export function adoptMovedSession(broker: Broker, bytes: Uint8Array, from: numbe
   return session;
 }
 
+/**
+ * A session read from the cluster's store (it was held by another node, alive or dead):
+ * adopted as it is, with no stub to wait for.
+ */
+export function adoptStoredSession(broker: Broker, bytes: Uint8Array): Session | null {
+  const [session] = decodeSnapshot(bytes, broker.sessionLimits).sessions;
+  if (session === undefined) return null;
+  const stale = broker.sessions.get(session.clientId);
+  if (stale !== undefined) broker.endSession(stale);
+  broker.adoptSession(session);
+  return session;
+}
+
 /** Step 4 on the new member: a message the stub kept for `record.target`. */
 export function deliverFromStub(broker: Broker, record: Forwarded, message: Message): void {
   const session = broker.sessions.get(record.target);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionCounters } from '@tern/listener';
 import type { CloseReason } from './client.js';
+import type { ListenerKind } from './listeners.js';
 
 /** Why a connection was refused before it became a client: a label of tern_connections_rejected_total. */
 export type RejectReason =
@@ -8,10 +9,31 @@ export type RejectReason =
   | 'unsupported-protocol-version'
   | 'identifier-rejected'
   | 'bad-credentials'
-  | 'not-authorized';
+  | 'not-authorized'
+  | 'server-unavailable';
 
 /** What the topic ACL refused: a label of tern_acl_denied_total. */
 export type AclDenial = 'publish' | 'subscribe' | 'will' | 'delivery' | 'retained';
+
+/**
+ * A configured limit that bit: a label of tern_limits_hit_total. Each is counted where it
+ * refuses, slows or drops something (docs/metrics.md says what one hit is for each).
+ */
+export type LimitName =
+  | 'max-packet-size'
+  | 'max-connections'
+  | 'connect-timeout'
+  | 'max-inflight'
+  | 'max-queued'
+  | 'max-socket-buffer'
+  | 'max-subscriptions'
+  | 'max-topic-length'
+  | 'max-topic-levels'
+  | 'max-publish-rate'
+  | 'memory-high-water-mark';
+
+/** What the auth plug-in was asked: a label of tern_auth_plugin_denied_total and _failures_total. */
+export type PluginAction = 'connect' | 'publish' | 'subscribe';
 
 /** Slots in a by-packet-type array: the type is the first byte's high nibble (1 CONNECT ... 15 AUTH). */
 export const PACKET_TYPE_SLOTS = 16;
@@ -28,8 +50,8 @@ export class BrokerStats {
    * these across restarts knows to carry the old totals instead of seeing counters fall.
    */
   readonly incarnation = randomUUID();
-  /** Connections accepted (sockets), ever. */
-  connectionsAccepted = 0;
+  /** Connections accepted (sockets), ever, by listener. */
+  readonly connectionsAccepted: Record<ListenerKind, number> = { tcp: 0, tls: 0, ws: 0, wss: 0 };
   /** Connections refused before or at CONNECT, by reason. */
   readonly connectionsRejected: Record<RejectReason, number> = {
     'max-connections': 0,
@@ -37,6 +59,7 @@ export class BrokerStats {
     'identifier-rejected': 0,
     'bad-credentials': 0,
     'not-authorized': 0,
+    'server-unavailable': 0,
   };
   /** Connections ended, by the first reason to close them (see CloseReason). */
   readonly disconnects: Record<CloseReason, number> = {
@@ -74,6 +97,26 @@ export class BrokerStats {
   droppedQueueFull = 0;
   /** QoS 0 messages for offline sessions (never queued). */
   droppedOffline = 0;
+  /** QoS 0 deliveries shed while the process is above memoryHighWaterMark. */
+  droppedMemory = 0;
+  /** Times each configured limit bit. */
+  readonly limitsHit: Record<LimitName, number> = {
+    'max-packet-size': 0,
+    'max-connections': 0,
+    'connect-timeout': 0,
+    'max-inflight': 0,
+    'max-queued': 0,
+    'max-socket-buffer': 0,
+    'max-subscriptions': 0,
+    'max-topic-length': 0,
+    'max-topic-levels': 0,
+    'max-publish-rate': 0,
+    'memory-high-water-mark': 0,
+  };
+  /** Refused by the auth plug-in (an answer of no, an error or a timeout), by what it was asked. */
+  readonly pluginDenied: Record<PluginAction, number> = { connect: 0, publish: 0, subscribe: 0 };
+  /** Calls into the auth plug-in that threw or took longer than authPluginTimeoutMs (refusals too). */
+  readonly pluginFailures: Record<PluginAction, number> = { connect: 0, publish: 0, subscribe: 0 };
   /** Times a session queue started dropping (one per episode, as logged). */
   queueOverflows = 0;
   willsPublished = 0;

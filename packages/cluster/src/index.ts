@@ -1,2 +1,4 @@
+export { BusKind, type BusMessage, BusMessageError, decodeBusMessage, encodeBusMessage } from './bus-message.js';
 export type { Forwarded } from './forwarded.js';
 export { BatchError, PublishBatchWriter, readPublishBatch } from './publish-batch.js';
+export { type HostPort, parseRedisUrl, type RedisTarget, RedisUrlError } from './redis-url.js';

@@ -1,5 +1,5 @@
-import type { Socket } from 'node:net';
 import { type Packet, PacketDecoder, ProtocolError } from '@tern/protocol';
+import type { Transport } from './transport.js';
 
 /** What a connection tells its owner. One object per connection, no closure per packet. */
 export interface ConnectionHandler {
@@ -33,10 +33,11 @@ export interface ConnectionOptions {
 /**
  * One MQTT connection over a stream socket: frames incoming bytes into packets and batches
  * outgoing writes. Writes in one event-loop turn are gathered and leave as one Buffer when
- * the turn ends. It knows the codec, nothing of topics or sessions.
+ * the turn ends. It knows the codec, nothing of topics or sessions. The socket is a
+ * net.Socket or tls.TLSSocket used directly, or a WebSocketTransport.
  */
 export class Connection {
-  readonly socket: Socket;
+  readonly socket: Transport;
   readonly remoteAddress: string;
   readonly decoder: PacketDecoder;
   handler: ConnectionHandler | null = null;
@@ -149,7 +150,7 @@ export class Connection {
     return at + bytes.length;
   }
 
-  constructor(socket: Socket, options: ConnectionOptions = {}) {
+  constructor(socket: Transport, options: ConnectionOptions = {}) {
     this.socket = socket;
     this.counters = options.counters ?? null;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;

@@ -1,13 +1,15 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { type BindOptions, bindServer, closeServer } from './bind.js';
+import { ConnectionGate } from './connection-gate.js';
 
-export interface TcpListenerOptions {
-  host: string;
-  port: number;
+/** How a listener counts and refuses connections; shared by the TCP, TLS and WebSocket listeners. */
+export interface AdmissionOptions {
   /**
-   * Accept on this already-bound socket instead of binding host:port: how the routing workers
-   * of one node share one listening socket (the kernel hands each connection to one of them).
+   * The gate every listener of this thread shares (maxConnections over all of them). Without
+   * one, a gate is made from maxConnections and openCount.
    */
-  fd?: number;
+  gate?: ConnectionGate;
   /**
    * Where open connections are counted for maxConnections: pass the same shared counter to
    * every listener of a node to make the limit node-wide. @default a private counter
@@ -15,88 +17,94 @@ export interface TcpListenerOptions {
   openCount?: Int32Array;
   /** Connections held at once; more are closed on accept. 0 = unlimited. @default 0 */
   maxConnections?: number;
-  onSocket: (socket: Socket) => void;
-  /** Called when a socket is refused because of maxConnections. */
+  /** Called with the raw socket when it is refused because of maxConnections. */
   onRefused?: (socket: Socket) => void;
 }
 
-export interface TcpListener {
+export interface TcpListenerOptions extends BindOptions, AdmissionOptions {
+  onSocket: (socket: Socket) => void;
+}
+
+/** What every listener offers its owner. */
+export interface Listener {
   readonly server: Server;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   /** The listening socket's descriptor, for other threads of this process to accept on. */
   readonly fd: number;
-  /** Connections held at once; 0 = unlimited. Changing it affects the next accept. */
+  /** Connections held at once (over every listener sharing the gate); 0 = unlimited. */
   maxConnections: number;
   /** Stops accepting; existing sockets are left to their owners. */
   close(): Promise<void>;
 }
 
-/** A listen failure with a stable code and a one-line message naming the address. */
-export class ListenError extends Error {
-  override readonly name = 'ListenError';
-  readonly code: 'TERN_LISTEN_ADDRESS_IN_USE' | 'TERN_LISTEN_ACCESS_DENIED' | 'TERN_LISTEN_FAILED';
+export type TcpListener = Listener;
 
-  constructor(host: string, port: number, cause: NodeJS.ErrnoException) {
-    const code =
-      cause.code === 'EADDRINUSE'
-        ? 'TERN_LISTEN_ADDRESS_IN_USE'
-        : cause.code === 'EACCES'
-          ? 'TERN_LISTEN_ACCESS_DENIED'
-          : 'TERN_LISTEN_FAILED';
-    const why =
-      code === 'TERN_LISTEN_ADDRESS_IN_USE'
-        ? 'address already in use'
-        : code === 'TERN_LISTEN_ACCESS_DENIED'
-          ? 'permission denied'
-          : cause.message;
-    super(`cannot listen on ${host}:${port}: ${why}`, { cause });
-    this.code = code;
-  }
+/** The options' gate, or a new one from maxConnections and openCount. */
+export function gateOf(options: AdmissionOptions): ConnectionGate {
+  return options.gate ?? new ConnectionGate(options.maxConnections ?? 0, options.openCount);
+}
+
+/**
+ * Counts every socket `server` accepts through `gate` and closes the ones over the limit,
+ * before any TLS handshake or HTTP request is read. Runs after the server's own 'connection'
+ * listener (a TLS or HTTP server wraps the socket there); destroying the raw socket ends that
+ * wrapper too.
+ */
+export function guardAccepts(server: Server, gate: ConnectionGate, onRefused?: (socket: Socket) => void): void {
+  server.on('connection', (socket: Socket) => {
+    // Read now: Node caches the peer address, so a TLS handshake that fails after the socket
+    // is gone can still say where it came from (see handshakePeer).
+    void socket.remoteAddress;
+    if (gate.admit(socket)) return;
+    onRefused?.(socket);
+    socket.destroy();
+  });
+}
+
+/**
+ * Where a TLS socket whose handshake failed came from. The TLSSocket may already have lost
+ * its handle; the raw socket under it (Node's `_parent`) kept the address read at accept.
+ */
+export function handshakePeer(socket: TLSSocket): string | undefined {
+  return socket.remoteAddress ?? (socket as unknown as { _parent?: Socket | null })._parent?.remoteAddress;
+}
+
+/** The listener object handed back by every listen function, with `extra` methods added. */
+export function describeListener<E extends object = object>(
+  server: Server,
+  gate: ConnectionGate,
+  port: number,
+  fd: number,
+  extra?: E,
+): Listener & E {
+  const listener: Listener = {
+    server,
+    port,
+    fd,
+    get maxConnections() {
+      return gate.max;
+    },
+    set maxConnections(value: number) {
+      gate.max = value;
+    },
+    close: () => closeServer(server),
+  };
+  return Object.assign(listener, extra);
 }
 
 /** Binds a TCP server and hands every accepted socket to `onSocket`. */
-export function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
-  let max = options.maxConnections ?? 0;
-  const open = options.openCount ?? new Int32Array(1);
+export async function listenTcp(options: TcpListenerOptions): Promise<TcpListener> {
+  const gate = gateOf(options);
+  const onSocket = options.onSocket;
   const server = createServer({ noDelay: true }, (socket) => {
-    // add-then-check: two threads accepting at once cannot both take the last place.
-    if (max > 0 && Atomics.add(open, 0, 1) >= max) {
-      Atomics.sub(open, 0, 1);
+    if (!gate.admit(socket)) {
       options.onRefused?.(socket);
       socket.destroy();
       return;
     }
-    if (max === 0) Atomics.add(open, 0, 1);
-    socket.once('close', () => {
-      Atomics.sub(open, 0, 1);
-    });
-    options.onSocket(socket);
+    onSocket(socket);
   });
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(options.host, options.port, err));
-    server.once('error', onError);
-    const onListening = (): void => {
-      server.off('error', onError);
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : options.port;
-      // net.Server keeps its libuv handle in _handle; the descriptor is what another thread
-      // needs to accept on the same socket (listen({ fd })).
-      const fd = (server as unknown as { _handle: { fd: number } | null })._handle?.fd ?? -1;
-      resolve({
-        server,
-        port,
-        fd,
-        get maxConnections() {
-          return max;
-        },
-        set maxConnections(value: number) {
-          max = value;
-        },
-        close: () => new Promise<void>((done) => server.close(() => done())),
-      });
-    };
-    if (options.fd !== undefined) server.listen({ fd: options.fd }, onListening);
-    else server.listen(options.port, options.host, onListening);
-  });
+  const { port, fd } = await bindServer(server, options);
+  return describeListener(server, gate, port, fd);
 }

@@ -10,3 +10,14 @@ export {
   type SubscriptionOptions,
 } from './session.js';
 export { decodeSnapshot, encodeSnapshot, type SnapshotContents, SnapshotError } from './snapshot.js';
+export { MemorySessionStore } from './store/memory-store.js';
+export { RedisSessionStore, type RedisStoreOptions } from './store/redis-store.js';
+export {
+  type SessionStore,
+  type StoredDelivery,
+  type StoredMessage,
+  type StoredSession,
+  StoreError,
+  type StoreLimits,
+} from './store/session-store.js';
+export { messageFromStored, sessionFromStored } from './store/stored-session.js';

@@ -17,7 +17,10 @@ export interface TestBroker {
   supervisor: Supervisor | null;
   /** Routing worker threads; 0 for the in-thread broker. */
   workers: number;
+  /** The TCP listener's port (or, with TCP off, the first listener's). */
   port: number;
+  /** The bound port of every enabled listener: tcp, tls, ws, wss. */
+  ports: Partial<Record<'tcp' | 'tls' | 'ws' | 'wss', number>>;
   logs: LogCapture;
   /** The node's figures, summed over its workers. */
   stats(): Promise<StatsSnapshot>;
@@ -35,7 +38,8 @@ export interface TestBrokerOptions extends Partial<BrokerConfig> {
 }
 
 /**
- * A real broker on 127.0.0.1 and a free port, logging into a capture (worker threads send
+ * A real broker on 127.0.0.1 and a free port (every listener it enables: pass tlsPort: 0,
+ * wsPort: 0, wssPort: 0 with them and read `ports`), logging into a capture (worker threads send
  * their lines to this thread). $SYS is off unless asked for, so tests see only their own
  * traffic; the HTTP endpoint is off.
  */
@@ -60,6 +64,7 @@ export async function startBroker(options: TestBrokerOptions = {}): Promise<Test
       supervisor: null,
       workers: 0,
       port: broker.port,
+      ports: broker.ports,
       logs,
       stats: async () => snapshotStats(broker),
       session: async (clientId) => sessionInfo(broker, clientId),
@@ -72,6 +77,7 @@ export async function startBroker(options: TestBrokerOptions = {}): Promise<Test
     supervisor,
     workers,
     port: supervisor.port,
+    ports: supervisor.ports,
     logs,
     stats: async () => sumSnapshots(await supervisor.stats()),
     session: (clientId) => supervisor.sessionInfo(clientId),

@@ -1,4 +1,5 @@
 export { startBroker, sumSnapshots, type TestBroker, type TestBrokerOptions } from './broker-harness.js';
+export { type CertificatePair, makeTestCertificates, type TestCertificates } from './certificates.js';
 export { collect, once } from './events.js';
 export { LogCapture, type LogLine } from './log-capture.js';
 export { RawClient } from './raw-client.js';

@@ -18,9 +18,11 @@ import {
   UNKNOWN_USER,
   verifyPassword,
 } from './password-file.js';
+import { type AuthPlugin, loadAuthPlugin } from './plugin.js';
 import { AuthThrottle, addressKey } from './throttle.js';
 
-type AccessConfig = Pick<BrokerConfig, 'passwordFile' | 'aclFile' | 'allowAnonymous'>;
+type AccessConfig = Pick<BrokerConfig, 'passwordFile' | 'aclFile' | 'allowAnonymous'> &
+  Partial<Pick<BrokerConfig, 'authPlugin' | 'authPluginTimeoutMs'>>;
 
 export interface AccessTables {
   /** Users from the password file; null when none is configured. */
@@ -38,6 +40,8 @@ export type AuthOutcome =
       reason: 'bad-credentials' | 'not-authorized';
       why: string;
       delayedMs: number;
+      /** Set when the auth plug-in refused: it said no ('denied') or threw or timed out ('failed'). */
+      plugin?: 'denied' | 'failed';
     };
 
 /** What a reload did, as plain data (it crosses from routing workers to the supervisor). */
@@ -122,6 +126,8 @@ function sameEntry(a: PasswordEntry, b: PasswordEntry): boolean {
 export class Access {
   passwords: PasswordTable | null = null;
   acl: AclRules | null = null;
+  /** The auth plug-in (authPlugin), imported by load(); null when none is configured. */
+  plugin: AuthPlugin | null = null;
   /** Whether a CONNECT without a (verifiable) user name gets in. */
   anonymous: boolean;
   readonly throttle = new AuthThrottle();
@@ -141,6 +147,10 @@ export class Access {
 
   /** Reads the files of `config` and puts them in force; throws AccessFileError when one is bad. */
   async load(config: AccessConfig): Promise<AccessTables> {
+    // The plug-in is imported once: a module cannot be imported afresh (authPlugin needs a restart).
+    if (this.plugin === null && config.authPlugin !== undefined && config.authPlugin !== '') {
+      this.plugin = await loadAuthPlugin(config.authPlugin, config.authPluginTimeoutMs ?? 5000);
+    }
     const generation = ++this.generation;
     const tables = await loadAccessTables(config);
     if (generation === this.generation) this.apply(config, tables);
@@ -193,10 +203,69 @@ export class Access {
     this.passwords = tables.passwords;
     this.acl = tables.acl;
     this.anonymous = anonymousPolicy(config).allowed;
+    if (this.plugin !== null && config.authPluginTimeoutMs !== undefined) {
+      this.plugin.timeoutMs = config.authPluginTimeoutMs;
+    }
   }
 
   /**
-   * Checks a CONNECT's credentials. Answers at once when nothing slow is needed (an anonymous
+   * Checks a CONNECT's credentials: the password file and the anonymous rule first, then the
+   * plug-in's authenticate when there is one; both must let the client in. A user name the
+   * plug-in accepts counts as verified (for the ACL's %u and the plug-in's later calls).
+   */
+  authenticate(
+    remote: string | undefined,
+    username: string | undefined,
+    password: Buffer | undefined,
+    clientId = '',
+  ): AuthOutcome | Promise<AuthOutcome> {
+    const outcome = this.checkBuiltIn(remote, username, password);
+    const plugin = this.plugin;
+    if (plugin === null || plugin.authenticateFn === null) return outcome;
+    const request = { clientId, username, password, remoteAddress: remote };
+    return Promise.resolve(outcome).then((o) => (o.ok ? this.askPlugin(plugin, o, request) : o));
+  }
+
+  private async askPlugin(
+    plugin: AuthPlugin,
+    builtIn: AuthOutcome & { ok: true },
+    request: {
+      clientId: string;
+      username: string | undefined;
+      password: Buffer | undefined;
+      remoteAddress: string | undefined;
+    },
+  ): Promise<AuthOutcome> {
+    const address = addressKey(request.remoteAddress);
+    let delayedMs = builtIn.delayedMs;
+    // An address that failed recently waits before the plug-in is asked too (unless the
+    // password check already made it wait), so guessing through the plug-in is slowed as well.
+    if (delayedMs === 0 && address !== null) {
+      const delay = this.throttle.delayMs(address, Date.now());
+      if (delay > 0) {
+        await sleep(delay, undefined, { ref: false });
+        delayedMs = delay;
+      }
+    }
+    const verdict = await plugin.authenticate(request);
+    if (verdict.allow) return { ok: true, user: request.username ?? builtIn.user, delayedMs };
+    const why = verdict.failed
+      ? `the auth plug-in failed (${verdict.reason})`
+      : `the auth plug-in refused${verdict.reason === '' ? '' : ` (${verdict.reason})`}`;
+    const outcome: AuthOutcome = {
+      ok: false,
+      returnCode: ConnackReturnCode.NOT_AUTHORIZED,
+      reason: 'not-authorized',
+      why,
+      delayedMs,
+      plugin: verdict.failed ? 'failed' : 'denied',
+    };
+    // A broken plug-in is not the client's guess: only a real no slows the address down.
+    return verdict.failed ? outcome : this.settle(address, outcome);
+  }
+
+  /**
+   * The password file and the anonymous rule. Answers at once when nothing slow is needed (an anonymous
    * client let in or refused); a password check (scrypt, off the event loop) or the delay for
    * an address that failed recently answers later. An anonymous client that is let in is
    * never delayed.
@@ -205,7 +274,7 @@ export class Access {
    * anonymous clients are allowed). Without one, user names cannot be verified: the client is
    * anonymous, for the anonymous rule and for the ACL.
    */
-  authenticate(
+  private checkBuiltIn(
     remote: string | undefined,
     username: string | undefined,
     password: Buffer | undefined,

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { ConnackReturnCode, type ConnectPacket, encode, ReasonCode } from '@tern/protocol';
 import type { AuthOutcome } from '../access/access.js';
+import { certificateUser } from '../access/certificate-user.js';
 import type { Client } from '../client.js';
 import type { Claim } from '../cluster-link.js';
 import { resume } from '../delivery.js';
-import { adoptMovedSession, currentBroker } from '../session-moves.js';
+import { refuseWhileMemoryHigh } from '../limits/memory.js';
+import { publishTopicAllowed } from '../limits/topic-limits.js';
+import { adoptMovedSession, adoptStoredSession, currentBroker } from '../session-moves.js';
 import type { RejectReason } from '../stats.js';
 
 /**
@@ -26,6 +29,12 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
     );
     return;
   }
+  // Above memoryHighWaterMark: refused before any work is spent on it (counted, not logged:
+  // the node logs when the state starts and ends).
+  if (broker.memoryHigh) {
+    refuseWhileMemoryHigh(client);
+    return;
+  }
   let clientId = packet.clientId;
   if (clientId.length === 0) {
     // A zero-length id is only allowed with cleanSession=1, and then the server assigns one
@@ -43,8 +52,16 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
     clientId = `tern-${randomBytes(9).toString('base64url')}`;
   }
   client.identify(clientId);
+  // A will is a PUBLISH made in advance: its topic meets the same limits.
+  if (packet.will !== undefined && !publishTopicAllowed(client, packet.will.topic, 'will')) return;
 
-  const outcome = broker.access.authenticate(client.conn.socket.remoteAddress, packet.username, packet.password);
+  // tlsCnAsUsername: a client certificate verified against tlsCa names the user, no password
+  // needed (the CONNECT's user name is ignored).
+  const certUser = broker.config.tlsCnAsUsername ? certificateUser(client.conn.socket) : null;
+  const outcome =
+    certUser !== null
+      ? { ok: true as const, user: certUser, delayedMs: 0 }
+      : broker.access.authenticate(client.conn.socket.remoteAddress, packet.username, packet.password, clientId);
   if (outcome instanceof Promise) {
     // A password check (scrypt, in libuv's pool) or the delay for an address that failed
     // recently: packets that follow the CONNECT wait, and the socket is not read meanwhile,
@@ -72,6 +89,10 @@ function authenticated(client: Client, packet: ConnectPacket, outcome: AuthOutco
   if (client.state === 'closed') return;
   const broker = client.broker;
   if (!outcome.ok) {
+    if (outcome.plugin !== undefined) {
+      broker.stats.pluginDenied.connect++;
+      if (outcome.plugin === 'failed') broker.stats.pluginFailures.connect++;
+    }
     const fields = { username: packet.username, delayedMs: outcome.delayedMs || undefined };
     refuse(client, outcome.returnCode, outcome.reason, outcome.why, fields);
     return;
@@ -108,7 +129,21 @@ function authenticated(client: Client, packet: ConnectPacket, outcome: AuthOutco
 /** The node granted the client id: take in a session that moved here, then accept. */
 function claimed(client: Client, packet: ConnectPacket, claim: Claim): void {
   const broker = currentBroker(client);
-  if (claim.session !== null) adoptMovedSession(broker, claim.session, claim.from);
+  if (claim.refused !== null) {
+    if (client.state === 'closed') return;
+    // The id cannot be taken cluster-wide without Redis: refuse clearly, lose nothing.
+    refuse(
+      client,
+      ConnackReturnCode.SERVER_UNAVAILABLE,
+      'server-unavailable',
+      `the cluster cannot take the client id (${claim.refused})`,
+    );
+    return;
+  }
+  if (claim.session !== null) {
+    if (claim.from === -1) adoptStoredSession(broker, claim.session);
+    else adoptMovedSession(broker, claim.session, claim.from);
+  }
   if (client.state === 'closed') {
     // The socket went away meanwhile. A session that moved here stays (offline); with a
     // clean start there is nothing to keep.
@@ -137,6 +172,8 @@ function accept(client: Client, packet: ConnectPacket): void {
   const sessionPresent = broker.attach(client, clientId, packet.clean);
   const session = client.session as NonNullable<Client['session']>;
   session.will = packet.will ?? null;
+  // The cluster keeps the will, so a survivor publishes it if this node dies.
+  if (packet.will !== undefined) broker.journal?.will(clientId, packet.will);
   // What this client may read decides what the session is delivered, online or not.
   session.readFilter = client.acl;
   client.keepaliveMs = packet.keepalive * 1000;

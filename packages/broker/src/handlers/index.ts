@@ -16,8 +16,12 @@ import { handleUnsubscribe } from './unsubscribe.js';
  * connection (the listener catches it and calls Client.onProtocolError).
  */
 export function dispatch(client: Client, packet: Packet): void {
-  if (client.state === 'connecting') {
-    // Waiting for the node to grant the client id: keep the order, handle them after CONNACK.
+  // Packets decoded from the rest of a chunk after the connection was closed (a limit, a
+  // DISCONNECT) are not the client's fault: ignore them.
+  if (client.state === 'closed') return;
+  if (client.heldPackets !== null || client.state === 'connecting') {
+    // Something async decides an earlier packet (the CONNECT's credentials or client id
+    // grant, the auth plug-in): keep the order, handle them after it.
     client.heldPackets?.push(packet);
     return;
   }

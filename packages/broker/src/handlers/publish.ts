@@ -2,6 +2,10 @@ import type { PublishPacket } from '@tern/protocol';
 import { Message } from '@tern/session';
 import { writePuback, writePubrec } from '../acks.js';
 import type { Client } from '../client.js';
+import type { ClusterLink, SessionJournal } from '../cluster-link.js';
+import { spendPublishToken } from '../limits/publish-rate.js';
+import { publishTopicAllowed } from '../limits/topic-limits.js';
+import { authorizePublish } from './plugin-checks.js';
 
 /**
  * An incoming PUBLISH. QoS 0 is routed; QoS 1 is PUBACKed and routed; QoS 2 is PUBRECed and
@@ -15,10 +19,36 @@ import type { Client } from '../client.js';
  */
 export function handlePublish(client: Client, packet: PublishPacket): void {
   const broker = client.broker;
+  broker.stats.publishedByQos[packet.qos]++;
+  const config = broker.config;
+  if (
+    (config.maxTopicLength !== 0 || config.maxTopicLevels !== 0) &&
+    !publishTopicAllowed(client, packet.topic, 'PUBLISH')
+  ) {
+    return;
+  }
+  if (config.maxPublishRate !== 0) spendPublishToken(client, config.maxPublishRate);
+  // The plug-in is asked only about what the ACL allows; without one this is a null check.
+  if (broker.access.plugin?.publishFn != null && wouldRoute(client, packet)) {
+    authorizePublish(client, packet);
+    return;
+  }
+  acceptPublish(client, packet, true);
+}
+
+/**
+ * Acknowledges and routes a PUBLISH; one the auth plug-in refused (`allowed` false) is
+ * acknowledged all the same and dropped, as an ACL refusal is.
+ */
+export function acceptPublish(client: Client, packet: PublishPacket, allowed: boolean): void {
+  const broker = client.broker;
   const qos = packet.qos;
-  broker.stats.publishedByQos[qos]++;
   if (qos === 0) {
-    route(client, packet);
+    route(client, packet, allowed);
+    return;
+  }
+  if (broker.journal !== null) {
+    acceptDurably(client, packet, allowed, broker.journal);
     return;
   }
   const id = packet.messageId as number;
@@ -27,26 +57,54 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   const gated = packet.retain && broker.link?.hasPeers === true;
   if (qos === 1) {
     if (gated) {
-      route(client, packet);
+      route(client, packet, allowed);
       client.queueAck(() => writePuback(client.conn, id), memberBarrier(client));
       return;
     }
     if (client.gatedAcks === null) writePuback(client.conn, id);
     else client.queueAck(() => writePuback(client.conn, id), null);
-    route(client, packet);
+    route(client, packet, allowed);
     return;
   }
   const ids = (client.session as NonNullable<Client['session']>).incomingQos2;
   const first = !ids.has(id);
   if (first) ids.add(id);
   if (gated && first) {
-    route(client, packet);
+    route(client, packet, allowed);
     client.queueAck(() => writePubrec(client.conn, id), memberBarrier(client));
     return;
   }
   if (client.gatedAcks === null) writePubrec(client.conn, id);
   else client.queueAck(() => writePubrec(client.conn, id), null);
-  if (first) route(client, packet);
+  if (first) route(client, packet, allowed);
+}
+
+/**
+ * A QoS 1/2 PUBLISH on a node of a cluster: routed first, acknowledged once the node's
+ * gateway has stored it for every persistent session it must reach (DESIGN.md guarantee 1:
+ * a PUBACK means the message survives the loss of this node); a retained one once every
+ * member holds it.
+ */
+function acceptDurably(client: Client, packet: PublishPacket, allowed: boolean, journal: SessionJournal): void {
+  const link = client.broker.link as ClusterLink;
+  const id = packet.messageId as number;
+  if (packet.qos === 1) {
+    route(client, packet, allowed);
+    const wait = packet.retain ? memberBarrier(client) : link.confirmForwarded();
+    client.queueAck(() => writePuback(client.conn, id), wait);
+    return;
+  }
+  const session = client.session as NonNullable<Client['session']>;
+  const first = !session.incomingQos2.has(id);
+  let wait: Promise<void> | null = null;
+  if (first) {
+    session.incomingQos2.add(id);
+    // Kept until PUBREL, across nodes: a resend of the id on another node is not a new message.
+    if (!session.isTransient) journal.incomingQos2(client.clientId, id, true);
+    route(client, packet, allowed);
+    wait = packet.retain ? memberBarrier(client) : link.confirmForwarded();
+  }
+  client.queueAck(() => writePubrec(client.conn, id), wait);
 }
 
 /** Resolves once every other member has handled what this one sent so far (null: alone). */
@@ -55,7 +113,12 @@ export function memberBarrier(client: Client): Promise<void> | null {
   return link?.hasPeers ? link.barrier() : null;
 }
 
-function route(client: Client, packet: PublishPacket): void {
+/** Whether route() would pass this PUBLISH on (not $SYS, allowed by the ACL). */
+function wouldRoute(client: Client, packet: PublishPacket): boolean {
+  return !packet.topic.startsWith('$SYS') && (client.acl === null || client.acl.canPublish(packet.topic));
+}
+
+function route(client: Client, packet: PublishPacket, allowed: boolean): void {
   // Clients may not write into the broker's own $SYS tree; such messages are acknowledged and
   // dropped, as Mosquitto does.
   if (packet.topic.startsWith('$SYS')) return;
@@ -69,5 +132,6 @@ function route(client: Client, packet: PublishPacket): void {
     }
     return;
   }
+  if (!allowed) return;
   client.broker.publish(new Message(packet.topic, packet.payload, packet.qos, packet.retain, client.clientId));
 }

@@ -8,6 +8,12 @@ import type { Client } from '../client.js';
  * flow can end.
  */
 export function handlePubrec(client: Client, packet: PubrecPacket): void {
-  client.session?.received(packet.messageId);
+  const session = client.session;
+  if (session !== null) {
+    const entry = session.inflight.get(packet.messageId);
+    if (session.received(packet.messageId) && entry !== undefined && !session.isTransient) {
+      client.broker.journal?.released(client.clientId, entry.message.id);
+    }
+  }
   writePubrel(client.conn, packet.messageId);
 }

@@ -8,8 +8,11 @@ import type { Client } from '../client.js';
  * be a resend after our PUBCOMP was lost.
  */
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
-  client.session?.incomingQos2.delete(packet.messageId);
+  const session = client.session;
   const id = packet.messageId;
+  if (session?.incomingQos2.delete(id) && !session.isTransient) {
+    client.broker.journal?.incomingQos2(client.clientId, id, false);
+  }
   if (client.gatedAcks === null) writePubcomp(client.conn, id);
   else client.queueAck(() => writePubcomp(client.conn, id), null);
 }

@@ -5,7 +5,11 @@ import type { Client } from '../client.js';
 export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): void {
   const session = client.session;
   if (session === null) return;
-  for (const filter of packet.unsubscriptions) client.broker.unsubscribe(session, filter);
+  const journal = client.broker.journal;
+  for (const filter of packet.unsubscriptions) {
+    client.broker.unsubscribe(session, filter);
+    if (journal !== null && !session.isTransient) journal.unsubscribed(session.clientId, filter);
+  }
   const bytes = encode({ cmd: 'unsuback', messageId: packet.messageId }, client.version);
   client.queueAck(() => client.conn.write(bytes), null);
 }

@@ -39,7 +39,8 @@ const QOS = { name: 'qos', values: ['0', '1', '2'] } as const;
 export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   connectionsAccepted: {
     name: 'tern_connections_accepted_total',
-    help: 'TCP connections accepted.',
+    help: 'Connections accepted, by listener: tcp, tls, ws, wss (TLS once its handshake completed, WebSocket once upgraded).',
+    label: { name: 'listener' },
   },
   connectionsRejected: {
     name: 'tern_connections_rejected_total',
@@ -83,7 +84,7 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   },
   messagesDropped: {
     name: 'tern_messages_dropped_total',
-    help: 'Deliveries dropped, by reason: queue-full, slow-subscriber (QoS 0), offline-qos0.',
+    help: 'Deliveries dropped, by reason: queue-full, slow-subscriber (QoS 0), offline-qos0, memory-high-water-mark (QoS 0 shed).',
     label: { name: 'reason' },
   },
   queueOverflows: {
@@ -119,6 +120,21 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   workerRestarts: {
     name: 'tern_worker_restarts_total',
     help: "Restarts of a routing worker's broker after a crash (its clients were disconnected, its sessions kept).",
+  },
+  limitsHit: {
+    name: 'tern_limits_hit_total',
+    help: 'Times a configured limit refused, slowed or dropped something, by limit (docs/metrics.md says what one hit is).',
+    label: { name: 'limit' },
+  },
+  authPluginDenied: {
+    name: 'tern_auth_plugin_denied_total',
+    help: 'Refused by the auth plug-in (a no, an error or a timeout), by action: connect, publish, subscribe.',
+    label: { name: 'action' },
+  },
+  authPluginFailures: {
+    name: 'tern_auth_plugin_failures_total',
+    help: 'Calls into the auth plug-in that threw or took longer than authPluginTimeoutMs, by action.',
+    label: { name: 'action' },
   },
 };
 
@@ -167,6 +183,10 @@ export const GAUGES: Readonly<Record<keyof SnapshotGauges, MetricDef>> = {
   startTimeSeconds: {
     name: 'tern_worker_start_time_seconds',
     help: "When the worker's counters started, seconds since the Unix epoch.",
+  },
+  memoryHighWater: {
+    name: 'tern_memory_high_water',
+    help: '1 while the node is above memoryHighWaterMark (CONNECTs refused, QoS 0 shed), else 0.',
   },
 };
 

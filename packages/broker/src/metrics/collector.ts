@@ -5,6 +5,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { COUNTERS, forEachSeries, GAUGES, type MetricDef } from './catalogue.js';
+import { type ClusterStatsSource, registerClusterMetrics } from './cluster-metrics.js';
 import { CounterCarry } from './counter-carry.js';
 import type { SnapshotCounters, SnapshotGauges, StatsSnapshot, StatsSource } from './snapshot.js';
 
@@ -14,6 +15,8 @@ export interface MetricsOptions {
   source: StatsSource;
   /** Also export prom-client's process_* and nodejs_* metrics for this process. @default true */
   defaultMetrics?: boolean;
+  /** The node's cluster figures (a node with `redis`); absent: no tern_cluster_* metrics. */
+  cluster?: ClusterStatsSource;
 }
 
 type CounterKey = keyof SnapshotCounters;
@@ -53,6 +56,7 @@ export class TernMetrics {
       this.gauges.set(key, new Gauge({ name: def.name, help: def.help, labelNames: labelNames(def), registers }));
     }
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.cluster !== undefined) registerClusterMetrics(this.registry, options.cluster);
   }
 
   /** The Content-Type of what `scrape` returns (Prometheus text format 0.0.4). */

@@ -8,7 +8,8 @@ import type { Broker } from '../broker.js';
 
 /** Ever-growing totals. Arrays are indexed by packet type or QoS; records are keyed by reason. */
 export interface SnapshotCounters {
-  connectionsAccepted: number;
+  /** By listener: tcp, tls, ws, wss. */
+  connectionsAccepted: Record<string, number>;
   connectionsRejected: Record<string, number>;
   disconnects: Record<string, number>;
   /** By packet type (index 1 CONNECT ... 15 AUTH). */
@@ -33,6 +34,12 @@ export interface SnapshotCounters {
   messagesForwarded: Record<'out' | 'in', number>;
   /** Restarts of this worker's broker after a crash. */
   workerRestarts: number;
+  /** Times each configured limit bit, by limit (max-packet-size, max-subscriptions, ...). */
+  limitsHit: Record<string, number>;
+  /** Refused by the auth plug-in, by action: connect, publish, subscribe. */
+  authPluginDenied: Record<string, number>;
+  /** Calls into the auth plug-in that threw or timed out, by action. */
+  authPluginFailures: Record<string, number>;
 }
 
 /** Values of the moment. */
@@ -61,6 +68,8 @@ export interface SnapshotGauges {
   eventLoopLagP99Seconds: number;
   /** When the worker's counters started, seconds since the epoch. */
   startTimeSeconds: number;
+  /** 1 while the node is above memoryHighWaterMark (every worker reports the node's state). */
+  memoryHighWater: number;
 }
 
 export interface StatsSnapshot {
@@ -106,7 +115,7 @@ export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop
     worker,
     incarnation: s.incarnation,
     counters: {
-      connectionsAccepted: s.connectionsAccepted,
+      connectionsAccepted: { ...s.connectionsAccepted },
       connectionsRejected: { ...s.connectionsRejected },
       disconnects: { ...s.disconnects },
       packetsReceived: Array.from(s.packetsReceived),
@@ -119,6 +128,7 @@ export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop
         'queue-full': s.droppedQueueFull,
         'slow-subscriber': s.droppedSlowSubscriber,
         'offline-qos0': s.droppedOffline,
+        'memory-high-water-mark': s.droppedMemory,
       },
       queueOverflows: s.queueOverflows,
       willsPublished: s.willsPublished,
@@ -128,6 +138,9 @@ export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop
       takeovers: s.takeovers,
       messagesForwarded: { out: s.forwardedOut, in: s.forwardedIn },
       workerRestarts: s.restarts,
+      limitsHit: { ...s.limitsHit },
+      authPluginDenied: { ...s.pluginDenied },
+      authPluginFailures: { ...s.pluginFailures },
     },
     gauges: {
       connectionsOpen: broker.connections.size,
@@ -141,6 +154,7 @@ export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop
       eventLoopLagSeconds: lag.mean,
       eventLoopLagP99Seconds: lag.p99,
       startTimeSeconds: s.startedAt / 1000,
+      memoryHighWater: broker.memoryHigh ? 1 : 0,
     },
   };
 }

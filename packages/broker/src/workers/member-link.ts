@@ -7,11 +7,11 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { type Forwarded, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
-import type { QoS } from '@tern/protocol';
+import type { QoS, Will } from '@tern/protocol';
 import { RouteTable } from '@tern/router';
 import type { Message } from '@tern/session';
-import type { Claim, ClusterLink } from '../cluster-link.js';
-import type { FromWorker, ToPeer } from './messages.js';
+import type { Claim, ClusterLink, SessionJournal } from '../cluster-link.js';
+import type { FromWorker, JournalOp, ToPeer } from './messages.js';
 
 /** What the link hands to the broker it serves. */
 export interface LinkReceiver {
@@ -45,9 +45,22 @@ function scratchRecord(): Forwarded {
   };
 }
 const EMPTY = new Uint8Array(0);
+/** Room for this many workers per node in a message id (see idMember). */
+export const MEMBERS_PER_NODE = 256;
 
-export class MemberLink implements ClusterLink {
+export class MemberLink implements ClusterLink, SessionJournal {
   readonly member: number;
+  readonly idMember: number;
+  /**
+   * The node's gateway (cluster mode): the peer that stands for the other nodes and writes
+   * the session store. Null for a node on its own.
+   */
+  private gateway: Peer | null = null;
+  private readonly gatewayIndex: number;
+  /** Whether the last forward() handed the message to the gateway. */
+  private gatewayGotLast = false;
+  /** Session changes not yet sent to the gateway (sent with the next flush, after the batch). */
+  private journalOps: JournalOp[] = [];
   /** Other members' filters: who gets a forwarded copy of what. */
   readonly routes = new RouteTable();
   receiver: LinkReceiver | null = null;
@@ -69,11 +82,27 @@ export class MemberLink implements ClusterLink {
     this.flushScheduled = false;
     for (const peer of this.dirty) this.sendBatch(peer);
     this.dirty.length = 0;
+    if (this.journalOps.length > 0 && this.gateway !== null) {
+      const ops = this.journalOps;
+      this.journalOps = [];
+      this.gateway.port.postMessage({ t: 'journal', ops } satisfies ToPeer);
+    }
   };
 
-  constructor(member: number, toSupervisor: (message: FromWorker) => void) {
+  /**
+   * @param gatewayIndex the peer index of the node's gateway, or -1 for a node on its own.
+   * @param nodeNumber the node's number in its cluster (0 on its own): ids stay unique in it.
+   */
+  constructor(member: number, toSupervisor: (message: FromWorker) => void, gatewayIndex = -1, nodeNumber = 0) {
     this.member = member;
+    // Ids are idMember * 2^32 + a counter and must stay below 2^53: 2^21 members in all.
+    this.idMember = nodeNumber * MEMBERS_PER_NODE + member;
     this.toSupervisor = toSupervisor;
+    this.gatewayIndex = gatewayIndex;
+  }
+
+  get journal(): SessionJournal | null {
+    return this.gatewayIndex >= 0 ? this : null;
   }
 
   get hasPeers(): boolean {
@@ -88,20 +117,75 @@ export class MemberLink implements ClusterLink {
   addPeer(index: number, port: MessagePort): void {
     const peer: Peer = { index, port, batch: new PublishBatchWriter(16 * 1024) };
     this.peers.set(index, peer);
+    if (index === this.gatewayIndex) this.gateway = peer;
     port.on('message', (data: Uint8Array | ToPeer) => this.receive(peer, data));
   }
 
   forward(message: Message): void {
+    this.gatewayGotLast = false;
     if (this.peers.size === 0) return;
     if (message.retain) {
       // Every member keeps every retained message: a new subscriber anywhere gets it at once.
       for (const peer of this.peers.values()) this.append(peer, message, '', 0);
+      this.gatewayGotLast = this.gateway !== null;
       return;
     }
     const members = this.routes.match(message.topic);
     for (let i = 0; i < members.length; i++) {
-      const peer = this.peers.get(members[i] as number);
-      if (peer !== undefined) this.append(peer, message, '', 0);
+      const index = members[i] as number;
+      const peer = this.peers.get(index);
+      if (peer === undefined) continue;
+      this.append(peer, message, '', 0);
+      if (index === this.gatewayIndex) this.gatewayGotLast = true;
+    }
+  }
+
+  confirmForwarded(): Promise<void> | null {
+    const gateway = this.gateway;
+    if (!this.gatewayGotLast || gateway === null) return null;
+    // A barrier with the gateway alone: it answers once Redis has what this member sent.
+    const n = this.nextBarrier++;
+    return new Promise((resolve) => {
+      this.barriers.set(n, { waiting: 1, resolve });
+      this.sendTo(gateway, { t: 'ping', n });
+    });
+  }
+
+  // ---- SessionJournal: persistent-session changes for the gateway's store ----
+
+  subscribed(clientId: string, filter: string, qos: QoS): void {
+    this.journalOp(['sub', clientId, filter, qos]);
+  }
+
+  unsubscribed(clientId: string, filter: string): void {
+    this.journalOp(['unsub', clientId, filter]);
+  }
+
+  sent(clientId: string, id: number, packetId: number): void {
+    this.journalOp(['sent', clientId, id, packetId]);
+  }
+
+  released(clientId: string, id: number): void {
+    this.journalOp(['rel', clientId, id]);
+  }
+
+  completed(clientId: string, id: number): void {
+    this.journalOp(['done', clientId, id]);
+  }
+
+  incomingQos2(clientId: string, packetId: number, pending: boolean): void {
+    this.journalOp(['in2', clientId, packetId, pending]);
+  }
+
+  will(clientId: string, will: Will | null): void {
+    this.journalOp(['will', clientId, will]);
+  }
+
+  private journalOp(op: JournalOp): void {
+    this.journalOps.push(op);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flush);
     }
   }
 
@@ -209,6 +293,11 @@ export class MemberLink implements ClusterLink {
 
   private sendTo(peer: Peer, message: ToPeer): void {
     this.sendBatch(peer);
+    if (peer === this.gateway && this.journalOps.length > 0) {
+      const ops = this.journalOps;
+      this.journalOps = [];
+      peer.port.postMessage({ t: 'journal', ops } satisfies ToPeer);
+    }
     peer.port.postMessage(message);
   }
 

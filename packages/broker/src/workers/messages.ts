@@ -5,21 +5,28 @@
  * travel between peers as raw bytes (a transferred Uint8Array), never as objects.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { TlsMaterial } from '@tern/listener';
+import type { QoS, Will } from '@tern/protocol';
 import type { AccessReloadResult } from '../access/access.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
+import type { BoundListener, ListenerFds } from '../listeners.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
 
 /** Supervisor -> worker. */
 export type ToWorker =
   | { t: 'peers'; ports: Record<number, MessagePort> }
-  | { t: 'listen'; fd: number | null }
+  /** Open the enabled listeners: bind them (worker 0, fds null) or accept on worker 0's descriptors. */
+  | { t: 'listen'; fds: ListenerFds | null; tls: TlsMaterial | null }
   | { t: 'restore'; snapshot: Uint8Array }
-  | { t: 'claimed'; req: number; session: Uint8Array | null; from: number }
+  | { t: 'claimed'; req: number; session: Uint8Array | null; from: number; refused: string | null }
   | { t: 'release'; req: number; clientId: string; clean: boolean; to: number }
   | { t: 'stats'; req: number }
   | { t: 'snapshot'; req: number; retained: boolean }
-  /** A reload: apply what can change live, read the access files again, answer 'reloaded'. */
-  | { t: 'config'; req: number; config: BrokerConfig }
+  /**
+   * A reload: apply what can change live, read the access files again, answer 'reloaded'.
+   * `tls`: a new certificate for new TLS and WSS connections (read by the supervisor), or null.
+   */
+  | { t: 'config'; req: number; config: BrokerConfig; tls: TlsMaterial | null }
   /** Another worker refused a login from `address`: slow that address down here too. */
   | { t: 'auth-failure'; address: string }
   | { t: 'log-level'; level: LogLevel }
@@ -30,7 +37,7 @@ export type ToWorker =
 
 /** Worker -> supervisor. */
 export type FromWorker =
-  | { t: 'listening'; port: number; fd: number }
+  | { t: 'listening'; listeners: BoundListener[] }
   | { t: 'listen-failed'; code: string; message: string }
   | { t: 'restored' }
   | { t: 'claim'; req: number; clientId: string; clean: boolean }
@@ -57,8 +64,22 @@ export interface SessionInfo {
   inflight: number;
 }
 
+/**
+ * A change to a persistent session, from a worker to its node's gateway (which writes the
+ * session store): [op, client id, ...]. Tuples keep the structured clone small.
+ */
+export type JournalOp =
+  | ['sub', string, string, QoS]
+  | ['unsub', string, string]
+  | ['sent', string, number, number]
+  | ['rel', string, number]
+  | ['done', string, number]
+  | ['in2', string, number, boolean]
+  | ['will', string, Will | null];
+
 /** Worker -> worker, over the pair's own MessagePort (FIFO: order is the design's backbone). */
 export type ToPeer =
+  | { t: 'journal'; ops: JournalOp[] }
   | { t: 'route+'; filters: string[] }
   | { t: 'route-'; filters: string[] }
   | { t: 'routes'; filters: string[] }

@@ -10,14 +10,25 @@
 export interface RegistryTransport {
   /** Ask `worker` to let go of `clientId` for `to`; resolves with the session it held. */
   release(worker: number, clientId: string, clean: boolean, to: number): Promise<Uint8Array | null>;
-  /** Tell `worker` its claim `req` is granted. */
-  grant(worker: number, req: number, session: Uint8Array | null, from: number): void;
+  /** Tell `worker` its claim `req` is granted (or, with `refused`, why it cannot be). */
+  grant(worker: number, req: number, session: Uint8Array | null, from: number, refused?: string): void;
+}
+
+/**
+ * The cluster's side of a claim (with Redis): the client id is taken cluster-wide before the
+ * node grants it, and a session stored by another node comes back to be adopted.
+ */
+export interface ClusterClaims {
+  /** `local`: a worker of this node holds the session (it is not read back from the store). */
+  claim(clientId: string, clean: boolean, local: boolean): Promise<Uint8Array | null>;
 }
 
 interface Pending {
   worker: number;
   req: number;
   clean: boolean;
+  /** Set for a release asked by another node (not a claim): resolves once the id is let go. */
+  evicted?: () => void;
 }
 
 export class ClientRegistry {
@@ -27,9 +38,27 @@ export class ClientRegistry {
   /** Client ids whose session is moving, until the new owner says it has settled. */
   private readonly moving = new Set<string>();
   private readonly transport: RegistryTransport;
+  cluster: ClusterClaims | null = null;
 
   constructor(transport: RegistryTransport) {
     this.transport = transport;
+  }
+
+  /**
+   * Another node takes `clientId`: the worker holding it here closes its connection and drops
+   * the session (the store has it). Queued behind any claim for the id in progress here.
+   */
+  evict(clientId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const pending: Pending = { worker: -1, req: 0, clean: true, evicted: resolve };
+      const queue = this.queues.get(clientId);
+      if (queue !== undefined) {
+        queue.push(pending);
+        return;
+      }
+      this.queues.set(clientId, []);
+      void this.run(clientId, pending);
+    });
   }
 
   get size(): number {
@@ -69,10 +98,27 @@ export class ClientRegistry {
 
   /** Grants one claim: at once when nobody else holds the id, after a release otherwise. */
   private async run(clientId: string, claim: Pending): Promise<void> {
+    if (claim.evicted !== undefined) {
+      await this.evictNow(clientId);
+      claim.evicted();
+      this.next(clientId);
+      return;
+    }
+    let stored: Uint8Array | null = null;
+    if (this.cluster !== null) {
+      try {
+        stored = await this.cluster.claim(clientId, claim.clean, this.owners.has(clientId));
+      } catch (err) {
+        // Without Redis the id cannot be taken cluster-wide: refuse rather than risk two owners.
+        this.transport.grant(claim.worker, claim.req, null, -1, (err as Error).message);
+        this.next(clientId);
+        return;
+      }
+    }
     const owner = this.owners.get(clientId);
     if (owner === undefined || owner === claim.worker) {
       this.owners.set(clientId, claim.worker);
-      this.transport.grant(claim.worker, claim.req, null, -1);
+      this.transport.grant(claim.worker, claim.req, stored, -1);
       this.next(clientId);
       return;
     }
@@ -93,6 +139,17 @@ export class ClientRegistry {
       // the move over.
       this.moving.add(clientId);
     }
+  }
+
+  private async evictNow(clientId: string): Promise<void> {
+    const owner = this.owners.get(clientId);
+    if (owner === undefined) return;
+    try {
+      await this.transport.release(owner, clientId, true, -1);
+    } catch {
+      // The holder is restarting: its sessions come back from its own snapshot, not this one.
+    }
+    this.owners.delete(clientId);
   }
 
   private next(clientId: string): void {

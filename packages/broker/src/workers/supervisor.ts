@@ -6,13 +6,19 @@
  * a packet.
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import type { TlsMaterial } from '@tern/listener';
 import { decodeSnapshot, encodeSnapshot, type Message, type Session } from '@tern/session';
 import { type AccessReloadResult, loadAccessTables, logAccessPolicy, logAccessReload } from '../access/access.js';
+import { loadAuthPlugin } from '../access/plugin.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
+import { type ListenerFds, type ListenerKind, logListening } from '../listeners.js';
 import type { Logger } from '../logger.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
+import { MEMORY_CHECK_INTERVAL_MS, NodeLimitState } from '../node-limits.js';
 import { sysValuesFromSnapshots } from '../sys-topics.js';
+import { logTlsReload, readTlsMaterial, reloadTlsMaterial, type TlsReloadResult, tlsWanted } from '../tls-files.js';
 import type { FromWorker, SessionInfo, ToWorker } from './messages.js';
+import { type GatewayStats, NodeGateway } from './node-gateway.js';
 import { ClientRegistry } from './registry.js';
 
 /** What a worker is started with (workerData). */
@@ -22,8 +28,12 @@ export interface WorkerData {
   config: BrokerConfig;
   /** Open connections of the whole node (shared memory): maxConnections is node-wide. */
   openCount: Int32Array;
+  /** The node's limit state (shared memory): the memory mark's state, flood-limited log lines. */
+  nodeLimits: Int32Array;
   /** Send log lines to the supervisor (its onLog) instead of writing them to stdout. */
   logToParent: boolean;
+  /** The node's number in its cluster (its gateway is then peer `count`); null on its own. */
+  nodeNumber: number | null;
 }
 
 export interface SupervisorOptions {
@@ -54,8 +64,12 @@ export class WorkerStartError extends Error {
 export class Supervisor {
   readonly config: BrokerConfig;
   readonly log: Logger;
-  /** The bound MQTT port (after start). */
+  /** The bound MQTT port (after start): the TCP listener's, or the first listener's when TCP is off. */
   port = 0;
+  /** The bound port of every enabled listener (after start). */
+  readonly ports: Partial<Record<ListenerKind, number>> = {};
+  /** The TLS certificate, key and CA in use (read here, handed to every worker); null without TLS. */
+  private tls: TlsMaterial | null = null;
   /** Called when a worker thread ends while the node is running (not a contained crash). */
   onFatal: ((error: Error) => void) | null = null;
   private readonly slots: Slot[] = [];
@@ -66,8 +80,13 @@ export class Supervisor {
   private readonly waiters = new Map<string, (reply: FromWorker) => void>();
   private stopping = false;
   private sysTimer: NodeJS.Timeout | null = null;
+  /** The node's limit state; this thread checks the memory mark for every worker. */
+  private readonly nodeLimits = new NodeLimitState();
+  private memoryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private clientsMaximum = 0;
+  /** The node's member in its cluster (with `redis` configured), else null. */
+  private gateway: NodeGateway | null = null;
 
   private readonly onLog: ((line: string) => void) | null;
 
@@ -80,7 +99,8 @@ export class Supervisor {
         const reply = await this.request(worker, (req) => ({ t: 'release', req, clientId, clean, to }));
         return reply.t === 'released' ? reply.session : null;
       },
-      grant: (worker, req, session, from) => this.post(worker, { t: 'claimed', req, session, from }),
+      grant: (worker, req, session, from, refused) =>
+        this.post(worker, { t: 'claimed', req, session, from, refused: refused ?? null }),
     });
   }
 
@@ -98,9 +118,15 @@ export class Supervisor {
     // The password and ACL files are checked here first, so a bad one stops start-up with one
     // line before any worker starts (each worker then reads them itself).
     logAccessPolicy(log, config, await loadAccessTables(config));
+    // The auth plug-in too: a bad path or module stops start-up here (every worker imports it).
+    if (config.authPlugin !== '') await loadAuthPlugin(config.authPlugin, config.authPluginTimeoutMs);
+    // The certificate files too: read once here, handed to every worker.
+    const tls = tlsWanted(config) ? await readTlsMaterial(config) : null;
     const supervisor = new Supervisor(config, log, options);
+    supervisor.tls = tls;
     try {
       await supervisor.startWorkers(snapshot);
+      supervisor.startMemoryCheck();
     } catch (err) {
       await supervisor.terminate();
       throw err;
@@ -110,10 +136,26 @@ export class Supervisor {
 
   private async startWorkers(snapshot: Uint8Array | null): Promise<void> {
     const count = this.config.workers;
+    // Redis first: a node that cannot join its cluster stops before any worker starts.
+    if (this.config.redis !== '') {
+      const gateway = await NodeGateway.connect(this.config, this.log, count);
+      this.gateway = gateway;
+      // Client ids are taken cluster-wide; another node taking one makes this node let go.
+      this.registry.cluster = gateway;
+      gateway.onRelease = (clientId) => this.registry.evict(clientId);
+    }
     const entry = new URL('./worker-entry.js', import.meta.url);
     const openCount = new Int32Array(new SharedArrayBuffer(4));
     for (let index = 0; index < count; index++) {
-      const workerData: WorkerData = { index, count, config: this.config, openCount, logToParent: this.onLog !== null };
+      const workerData: WorkerData = {
+        index,
+        count,
+        config: this.config,
+        openCount,
+        nodeLimits: this.nodeLimits.shared,
+        logToParent: this.onLog !== null,
+        nodeNumber: this.gateway?.nodeNumber ?? null,
+      };
       const worker = new Worker(entry, { workerData });
       const slot: Slot = { index, worker, restarts: 0, exited: false };
       this.slots.push(slot);
@@ -130,22 +172,51 @@ export class Supervisor {
         (ports[b] as Record<number, MessagePort>)[a] = port2;
       }
     }
+    // The gateway is one more peer of every worker, known to them by the index `count`.
+    if (this.gateway !== null) {
+      for (let w = 0; w < count; w++) {
+        const { port1, port2 } = new MessageChannel();
+        (ports[w] as Record<number, MessagePort>)[count] = port2;
+        this.gateway.addWorker(w, port1);
+      }
+    }
     for (const slot of this.slots) {
       const own = ports[slot.index] as Record<number, MessagePort>;
       slot.worker.postMessage({ t: 'peers', ports: own } satisfies ToWorker, Object.values(own));
     }
     if (snapshot !== null) await this.restore(snapshot);
-    const first = await this.handshake(0, { t: 'listen', fd: null }, 'listening');
+    // Other nodes' routes and the cluster's retained messages are in every worker before the
+    // first client is accepted.
+    if (this.gateway !== null) await this.gateway.start();
+    const first = await this.handshake(0, { t: 'listen', fds: null, tls: this.tls }, 'listening');
     if (first.t === 'listen-failed') throw new WorkerStartError(first.code, first.message);
     if (first.t !== 'listening') throw new Error(`unexpected reply ${first.t}`);
-    this.port = first.port;
+    const fds: ListenerFds = {};
+    for (const { kind, port, fd } of first.listeners) {
+      this.ports[kind] = port;
+      fds[kind] = fd;
+    }
+    this.port = this.ports.tcp ?? first.listeners[0]?.port ?? 0;
+    logListening(this.log, this.config, first.listeners);
     await Promise.all(
       this.slots.slice(1).map(async (slot) => {
-        const reply = await this.handshake(slot.index, { t: 'listen', fd: first.fd }, 'listening');
+        const reply = await this.handshake(slot.index, { t: 'listen', fds, tls: this.tls }, 'listening');
         if (reply.t === 'listen-failed') throw new WorkerStartError(reply.code, reply.message);
       }),
     );
     this.startSys();
+  }
+
+  /**
+   * Checks the memory mark for the whole node (RSS is the process's, one figure for every
+   * worker); the workers read the state from shared memory.
+   */
+  private startMemoryCheck(): void {
+    this.memoryTimer = setInterval(
+      () => this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log),
+      MEMORY_CHECK_INTERVAL_MS,
+    );
+    this.memoryTimer.unref();
   }
 
   /** $SYS figures of the whole node, published through worker 0 (retained: every worker keeps them). */
@@ -206,6 +277,11 @@ export class Supervisor {
     );
   }
 
+  /** The cluster figures of this node, or null when it runs on its own. */
+  clusterStats(): GatewayStats | null {
+    return this.gateway?.stats ?? null;
+  }
+
   /** Figures from every worker that answers in time. */
   async stats(): Promise<StatsSnapshot[]> {
     const replies = await Promise.all(
@@ -234,10 +310,16 @@ export class Supervisor {
    */
   async reload(config: BrokerConfig): Promise<void> {
     const sysChanged = config.sysInterval !== this.config.sysInterval;
+    const memoryChanged = config.memoryHighWaterMark !== this.config.memoryHighWaterMark;
     Object.assign(this.config, config);
+    if (memoryChanged) this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log);
+    // The certificate files are read here, once, and handed to every worker with the config.
+    const tlsResult: TlsReloadResult | null = tlsWanted(this.config) ? await reloadTlsMaterial(this.config) : null;
+    if (tlsResult?.ok === true) this.tls = tlsResult.material;
+    const tls = tlsResult?.ok === true ? tlsResult.material : null;
     const replies = Promise.all(
       this.slots.map((slot) =>
-        slot.exited ? null : this.request(slot.index, (req) => ({ t: 'config', req, config })).catch(() => null),
+        slot.exited ? null : this.request(slot.index, (req) => ({ t: 'config', req, config, tls })).catch(() => null),
       ),
     );
     if (sysChanged) this.startSys();
@@ -246,6 +328,8 @@ export class Supervisor {
     // Every worker read the same files: a refusal anywhere is reported, else the first answer.
     const result = results.find((r) => !r.ok) ?? results[0];
     if (result !== undefined) logAccessReload(this.log, result);
+    // After every worker answered: a connection accepted from now on gets the new certificate.
+    if (tlsResult !== null) logTlsReload(this.log, tlsResult);
   }
 
   /** $SYS values to publish (worker 0 publishes; retained copies reach every worker). */
@@ -287,7 +371,12 @@ export class Supervisor {
   private async terminate(): Promise<void> {
     this.stopping = true;
     if (this.sysTimer !== null) clearInterval(this.sysTimer);
+    if (this.memoryTimer !== null) clearInterval(this.memoryTimer);
+    this.memoryTimer = null;
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+    const gateway = this.gateway;
+    this.gateway = null;
+    await gateway?.close();
   }
 
   /** One snapshot from the workers' parts: all their sessions, worker 0's retained messages. */

@@ -8,14 +8,15 @@
  * and the thread goes on accepting. The thread itself never ends while the node runs: every
  * worker accepts on the same descriptor, and a thread that ended would close it for all.
  */
-import type { Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Forwarded } from '@tern/cluster';
-import { listenTcp, type TcpListener } from '@tern/listener';
+import type { TlsMaterial } from '@tern/listener';
 import { decodeSnapshot, encodeSnapshot, Message } from '@tern/session';
 import { Broker } from '../broker.js';
+import { type ListenerFds, ListenerSet } from '../listeners.js';
 import { createRootLogger } from '../logger.js';
 import { snapshotStats } from '../metrics/snapshot.js';
+import { NodeLimitState } from '../node-limits.js';
 import { deliverFromStub, dropStub, messageFromRecord, releaseSession, stubDropped } from '../session-moves.js';
 import { MemberLink } from './member-link.js';
 import type { FromWorker, ToWorker } from './messages.js';
@@ -34,11 +35,18 @@ const log = createRootLogger({
   directStdout: true,
   stream: data.logToParent ? { write: (line: string) => post({ t: 'log', line }) } : undefined,
 });
-const link = new MemberLink(data.index, (message) => post(message));
-let broker = new Broker(config, log, { link, sys: false });
+const link = new MemberLink(
+  data.index,
+  (message) => post(message),
+  data.nodeNumber === null ? -1 : data.count,
+  data.nodeNumber ?? 0,
+);
+// The supervisor checks the memory mark for the node; every worker reads the shared state.
+const nodeLimits = new NodeLimitState(data.nodeLimits);
+let broker = new Broker(config, log, { link, sys: false, nodeLimits });
 // Refused logins slow their address down on every worker, not only on the one that saw them.
 broker.access.onFailure = (address) => post({ t: 'auth-failure', address });
-let listener: TcpListener | null = null;
+let listeners: ListenerSet | null = null;
 let restarts = 0;
 
 link.receiver = {
@@ -55,31 +63,14 @@ link.receiver = {
   },
 };
 
-function accept(socket: Socket): void {
-  broker.accept(socket);
-}
-
-async function listen(fd: number | null): Promise<void> {
+async function listen(fds: ListenerFds | null, tls: TlsMaterial | null): Promise<void> {
   try {
     // Each worker reads the password and ACL files itself (the supervisor checked them first).
     await broker.access.load(broker.config);
-    listener = await listenTcp({
-      host: config.host,
-      port: config.port,
-      fd: fd ?? undefined,
-      maxConnections: config.maxConnections,
-      openCount: data.openCount,
-      onSocket: accept,
-      onRefused: (socket) => {
-        broker.stats.connectionsRejected['max-connections']++;
-        broker.log.warn(
-          { remote: socket.remoteAddress, limit: config.maxConnections },
-          'connection refused: maxConnections reached',
-        );
-      },
-    });
+    // Connections go to whichever broker is current (a crash replaces it; the listeners stay).
+    listeners = await ListenerSet.open({ config, tls, fds, openCount: data.openCount, broker: () => broker });
     broker.startServing();
-    post({ t: 'listening', port: listener.port, fd: listener.fd });
+    post({ t: 'listening', listeners: listeners.bound });
   } catch (err) {
     const e = err as { code?: string; message?: string };
     post({ t: 'listen-failed', code: e.code ?? 'TERN_LISTEN_FAILED', message: e.message ?? String(err) });
@@ -92,14 +83,14 @@ function restart(error: unknown): void {
   const old = broker;
   for (const client of [...old.connections]) client.close('internal-error');
   const contents = old.snapshotContents();
-  const next = new Broker(config, log, { link, sys: false });
+  const next = new Broker(config, log, { link, sys: false, nodeLimits });
   // The loaded files and the record of failed logins carry over.
   next.access = old.access;
   old.replacedBy = next;
   broker = next;
   next.restore(contents);
   link.announceAll(next.localFilters());
-  if (listener !== null) next.startServing();
+  if (listeners !== null) next.startServing();
   old.stopTimers();
   post({ t: 'crashed', error: error instanceof Error ? error.message : String(error), restarts });
 }
@@ -121,14 +112,14 @@ port.on('message', (message: ToWorker) => {
       for (const [index, peerPort] of Object.entries(message.ports)) link.addPeer(Number(index), peerPort);
       return;
     case 'listen':
-      void listen(message.fd);
+      void listen(message.fds, message.tls);
       return;
     case 'restore':
       broker.restore(decodeSnapshot(message.snapshot, broker.sessionLimits));
       post({ t: 'restored' });
       return;
     case 'claimed':
-      link.claimed(message.req, { session: message.session, from: message.from });
+      link.claimed(message.req, { session: message.session, from: message.from, refused: message.refused });
       return;
     case 'release': {
       const session = releaseSession(broker, message.clientId, message.clean, message.to);
@@ -154,7 +145,13 @@ port.on('message', (message: ToWorker) => {
     }
     case 'config': {
       broker.applyConfig(message.config);
-      if (listener !== null) listener.maxConnections = broker.config.maxConnections;
+      if (listeners !== null) {
+        listeners.maxConnections = broker.config.maxConnections;
+        listeners.setMaxPacketSize(broker.config.maxPacketSize);
+        // Synchronous: the supervisor's reload line follows every worker's answer, so a client
+        // connecting after that line gets the new certificate whichever worker accepts it.
+        if (message.tls !== null) listeners.setSecureContext(message.tls);
+      }
       const req = message.req;
       void (broker.accessReload ?? broker.reloadAccess()).then((access) => post({ t: 'reloaded', req, access }));
       return;
@@ -197,8 +194,8 @@ port.on('message', (message: ToWorker) => {
 });
 
 async function stop(graceMs: number): Promise<void> {
-  const closing = listener?.close();
-  listener = null;
+  const closing = listeners?.close();
+  listeners = null;
   await broker.stop(graceMs);
   link.flushNow();
   await closing;

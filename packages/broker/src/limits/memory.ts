@@ -1,0 +1,21 @@
+/**
+ * What a routing worker does while the node is above memoryHighWaterMark (node-limits.ts
+ * decides when that is): new CONNECTs are answered 0x03 "server unavailable", and QoS 0
+ * deliveries are shed (delivery.ts), so the memory already in use can drain.
+ */
+import { ConnackReturnCode, encode } from '@tern/protocol';
+import type { Client } from '../client.js';
+
+/** Answers CONNACK 0x03 and closes; counted, never logged one by one (a flood would flood the log). */
+export function refuseWhileMemoryHigh(client: Client): void {
+  const stats = client.broker.stats;
+  stats.connectionsRejected['server-unavailable']++;
+  stats.limitsHit['memory-high-water-mark']++;
+  client.heldPackets = null;
+  client.closeReason ??= 'not-authorized';
+  if (client.debugEnabled) client.log.debug('connection refused: memory above memoryHighWaterMark');
+  client.conn.write(
+    encode({ cmd: 'connack', sessionPresent: false, returnCode: ConnackReturnCode.SERVER_UNAVAILABLE }, client.version),
+  );
+  client.conn.end();
+}

@@ -1,0 +1,219 @@
+/**
+ * Persistent sessions cluster-wide, kept by each node's gateway in the session store (Redis):
+ *
+ * - Every node knows every persistent session's subscriptions (an index loaded at start and
+ *   kept in step through the bus). A QoS 1/2 publish that enters a node is queued here, in the
+ *   store, for every persistent session it matches, wherever that session is and whether it
+ *   is online or not; the publisher's acknowledgement waits for the store [guarantee 1].
+ *   Online sessions are also served from their worker's memory; their worker journals what
+ *   it sends and what is acknowledged, so the store always holds what is still owed.
+ * - A client id has one holder in the cluster (the owner key). A CONNECT claims it: a live
+ *   holder on another node is asked to let go first (its connection closes, its journal is
+ *   flushed), then the session is read from the store and adopted [MQTT-3.1.4-2].
+ */
+import type { Forwarded } from '@tern/cluster';
+import type { RedisBus } from '@tern/cluster/redis';
+import type { QoS } from '@tern/protocol';
+import { SubscriptionIndex } from '@tern/router';
+import { encodeSnapshot, type RedisSessionStore, type SessionLimits, sessionFromStored } from '@tern/session';
+import type { Logger } from '../logger.js';
+import type { JournalOp } from './messages.js';
+import { encodeWill } from './wills.js';
+
+/** How a filter's interest changes: the gateway routes a filter here while anything wants it. */
+export type InterestChange = (filter: string, delta: 1 | -1) => void;
+
+export class ClusterSessions {
+  private readonly bus: RedisBus;
+  readonly store: RedisSessionStore;
+  private readonly limits: SessionLimits;
+  private readonly log: Logger;
+  private readonly interest: InterestChange;
+  /** filter -> client id -> granted QoS, for every persistent session in the cluster. */
+  private readonly index = new SubscriptionIndex<QoS>();
+  private readonly filtersOf = new Map<string, Set<string>>();
+  /** Release requests from other nodes waiting for an answer, by client id. */
+  private readonly waitingRelease = new Map<string, () => void>();
+  private readonly releaseTimeoutMs: number;
+  /** Scratch of one match: client id -> best QoS. */
+  private readonly matched = new Map<string, QoS>();
+  private readonly collect = (clientId: string, qos: QoS): void => {
+    const best = this.matched.get(clientId);
+    if (best === undefined || qos > best) this.matched.set(clientId, qos);
+  };
+  /** Deliveries queued in the store (metrics). */
+  queued = 0;
+
+  constructor(
+    bus: RedisBus,
+    store: RedisSessionStore,
+    limits: SessionLimits,
+    log: Logger,
+    releaseTimeoutMs: number,
+    interest: InterestChange,
+  ) {
+    this.bus = bus;
+    this.store = store;
+    this.limits = limits;
+    this.log = log;
+    this.releaseTimeoutMs = releaseTimeoutMs;
+    this.interest = interest;
+  }
+
+  /** Reads every persistent session's subscriptions (at start, before any message is replayed). */
+  async load(): Promise<void> {
+    const all = await this.store.loadSubscriptions();
+    for (const [clientId, subs] of all) for (const [filter, qos] of subs) this.subscribed(clientId, filter, qos);
+  }
+
+  get sessionCount(): number {
+    return this.filtersOf.size;
+  }
+
+  /** A QoS 1/2 publish that entered this node: queued in the store for every persistent match. */
+  enqueue(record: Forwarded): void {
+    if (record.qos === 0 || this.filtersOf.size === 0) return;
+    this.matched.clear();
+    this.index.match(record.topic, this.collect);
+    if (this.matched.size === 0) return;
+    const targets: [string, 1 | 2][] = [];
+    for (const [clientId, granted] of this.matched) {
+      const qos = Math.min(record.qos, granted);
+      if (qos > 0) targets.push([clientId, qos as 1 | 2]);
+    }
+    if (targets.length === 0) return;
+    this.queued += targets.length;
+    this.store.enqueue(
+      {
+        id: record.id,
+        topic: record.topic,
+        payload: new Uint8Array(record.payload),
+        qos: record.qos,
+        retain: record.retain,
+        origin: record.origin,
+        time: record.time,
+      },
+      targets,
+    );
+  }
+
+  /** What a worker says about its persistent sessions (and its clients' wills). */
+  journal(ops: readonly JournalOp[]): void {
+    const store = this.store;
+    for (const op of ops) {
+      switch (op[0]) {
+        case 'sub':
+          store.subscribe(op[1], op[2], op[3]);
+          this.subscribed(op[1], op[2], op[3]);
+          this.bus.sessionChanged('sub', op[1], op[2], op[3]);
+          break;
+        case 'unsub':
+          store.unsubscribe(op[1], op[2]);
+          this.unsubscribed(op[1], op[2]);
+          this.bus.sessionChanged('unsub', op[1], op[2]);
+          break;
+        case 'sent':
+          store.sent(op[1], op[2], op[3]);
+          break;
+        case 'rel':
+          store.released(op[1], op[2]);
+          break;
+        case 'done':
+          store.completed(op[1], op[2]);
+          break;
+        case 'in2':
+          store.incomingQos2(op[1], op[2], op[3]);
+          break;
+        case 'will':
+          this.bus.setWill(op[1], op[2] === null ? null : encodeWill(op[1], op[2]));
+          break;
+      }
+    }
+  }
+
+  /** Another node changed a persistent session's subscriptions. */
+  remoteChange(change: 'sub' | 'unsub' | 'delete', clientId: string, filter: string, qos: number): void {
+    if (change === 'sub') this.subscribed(clientId, filter, qos as QoS);
+    else if (change === 'unsub') this.unsubscribed(clientId, filter);
+    else this.forget(clientId);
+  }
+
+  /**
+   * Takes `clientId` for this node. A live holder elsewhere lets go first (or is given up on
+   * after the node timeout: it is dead or cut off). With `local` the session is already in a
+   * worker here and is not read back. Resolves with the stored session to adopt, or null.
+   */
+  async claim(clientId: string, clean: boolean, local: boolean): Promise<Uint8Array | null> {
+    // Without Redis the id cannot be taken cluster-wide: refused at once, not left waiting.
+    if (!this.bus.connected) throw new Error('Redis is unreachable');
+    const previous = await this.bus.claimOwner(clientId);
+    if (previous !== null) await this.askRelease(previous, clientId);
+    const expiry = clean ? 0 : Number.POSITIVE_INFINITY;
+    const present = await this.store.open(clientId, expiry, clean);
+    if (clean) {
+      // A clean start leaves nothing behind [MQTT-3.1.2-6]: no subscription to queue for.
+      if (this.filtersOf.has(clientId)) {
+        this.forget(clientId);
+        this.bus.sessionChanged('delete', clientId);
+      }
+      this.store.delete(clientId);
+      return null;
+    }
+    if (!present || local) return null;
+    const stored = await this.store.load(clientId);
+    if (stored === null) return null;
+    const session = sessionFromStored(stored, this.limits);
+    return encodeSnapshot({ sessions: [session], retained: [] });
+  }
+
+  /** The other node's answer to our release request. */
+  released(clientId: string): void {
+    const done = this.waitingRelease.get(clientId);
+    this.waitingRelease.delete(clientId);
+    done?.();
+  }
+
+  private askRelease(node: string, clientId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waitingRelease.delete(clientId);
+        this.log.warn(
+          { clientId, holder: node },
+          'the node holding the client id did not let go in time: taking it over',
+        );
+        resolve();
+      }, this.releaseTimeoutMs);
+      timer.unref();
+      this.waitingRelease.set(clientId, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.bus.requestRelease(node, clientId);
+    });
+  }
+
+  private subscribed(clientId: string, filter: string, qos: QoS): void {
+    let filters = this.filtersOf.get(clientId);
+    if (filters === undefined) {
+      filters = new Set();
+      this.filtersOf.set(clientId, filters);
+    }
+    if (this.index.has(filter, clientId)) this.index.remove(filter, clientId);
+    const first = this.index.count(filter) === 0;
+    this.index.add(filter, clientId, qos);
+    filters.add(filter);
+    if (first) this.interest(filter, 1);
+  }
+
+  private unsubscribed(clientId: string, filter: string): void {
+    const filters = this.filtersOf.get(clientId);
+    if (filters === undefined || !filters.delete(filter)) return;
+    if (filters.size === 0) this.filtersOf.delete(clientId);
+    this.index.remove(filter, clientId);
+    if (this.index.count(filter) === 0) this.interest(filter, -1);
+  }
+
+  private forget(clientId: string): void {
+    for (const filter of [...(this.filtersOf.get(clientId) ?? [])]) this.unsubscribed(clientId, filter);
+  }
+}

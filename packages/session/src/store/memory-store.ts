@@ -1,0 +1,155 @@
+/**
+ * The session store in this process's memory: what a node on its own keeps between a
+ * client's connections, and the reference the other stores are tested against (the same
+ * contract suite runs on all of them).
+ */
+import type { QoS } from '@tern/protocol';
+import type { SessionStore, StoredDelivery, StoredMessage, StoredSession, StoreLimits } from './session-store.js';
+
+interface Entry {
+  id: number;
+  qos: 1 | 2;
+  packetId: number;
+  released: boolean;
+}
+
+interface Record {
+  expiryInterval: number;
+  subscriptions: Map<string, QoS>;
+  deliveries: Entry[];
+  incomingQos2: Set<number>;
+}
+
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, Record>();
+  /** Each stored message and how many deliveries refer to it. */
+  private readonly messages = new Map<number, { message: StoredMessage; refs: number }>();
+  private readonly limits: StoreLimits;
+
+  constructor(limits: StoreLimits) {
+    this.limits = limits;
+  }
+
+  /** Messages held (for tests: a message goes with its last delivery). */
+  get messageCount(): number {
+    return this.messages.size;
+  }
+
+  async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+    const existing = this.sessions.get(clientId);
+    if (existing !== undefined && !cleanStart) {
+      existing.expiryInterval = expiryInterval;
+      return true;
+    }
+    if (existing !== undefined) this.delete(clientId);
+    this.sessions.set(clientId, {
+      expiryInterval,
+      subscriptions: new Map(),
+      deliveries: [],
+      incomingQos2: new Set(),
+    });
+    return false;
+  }
+
+  async load(clientId: string): Promise<StoredSession | null> {
+    const r = this.sessions.get(clientId);
+    if (r === undefined) return null;
+    return {
+      clientId,
+      expiryInterval: r.expiryInterval,
+      subscriptions: [...r.subscriptions],
+      deliveries: r.deliveries.map(
+        (e): StoredDelivery => ({
+          message: (this.messages.get(e.id) as { message: StoredMessage }).message,
+          qos: e.qos,
+          packetId: e.packetId,
+          released: e.released,
+        }),
+      ),
+      incomingQos2: [...r.incomingQos2],
+    };
+  }
+
+  async loadSubscriptions(): Promise<Map<string, [string, QoS][]>> {
+    const out = new Map<string, [string, QoS][]>();
+    for (const [clientId, r] of this.sessions) if (r.subscriptions.size > 0) out.set(clientId, [...r.subscriptions]);
+    return out;
+  }
+
+  subscribe(clientId: string, filter: string, qos: QoS): void {
+    this.sessions.get(clientId)?.subscriptions.set(filter, qos);
+  }
+
+  unsubscribe(clientId: string, filter: string): void {
+    this.sessions.get(clientId)?.subscriptions.delete(filter);
+  }
+
+  enqueue(message: StoredMessage, targets: readonly (readonly [string, 1 | 2])[]): void {
+    for (const [clientId, qos] of targets) {
+      const r = this.sessions.get(clientId);
+      if (r === undefined) continue;
+      if (r.deliveries.length >= this.limits.maxQueued) {
+        const oldest = r.deliveries.findIndex((e) => e.packetId === 0);
+        if (this.limits.overflowPolicy === 'drop-new' || oldest === -1) continue;
+        const [dropped] = r.deliveries.splice(oldest, 1);
+        this.release((dropped as Entry).id);
+      }
+      let held = this.messages.get(message.id);
+      if (held === undefined) {
+        held = { message, refs: 0 };
+        this.messages.set(message.id, held);
+      }
+      held.refs++;
+      r.deliveries.push({ id: message.id, qos, packetId: 0, released: false });
+    }
+  }
+
+  sent(clientId: string, id: number, packetId: number): void {
+    const entry = this.find(clientId, id);
+    if (entry !== undefined) entry.packetId = packetId;
+  }
+
+  released(clientId: string, id: number): void {
+    const entry = this.find(clientId, id);
+    if (entry !== undefined) entry.released = true;
+  }
+
+  completed(clientId: string, id: number): void {
+    const r = this.sessions.get(clientId);
+    if (r === undefined) return;
+    const at = r.deliveries.findIndex((e) => e.id === id);
+    if (at === -1) return;
+    r.deliveries.splice(at, 1);
+    this.release(id);
+  }
+
+  incomingQos2(clientId: string, packetId: number, pending: boolean): void {
+    const r = this.sessions.get(clientId);
+    if (r === undefined) return;
+    if (pending) r.incomingQos2.add(packetId);
+    else r.incomingQos2.delete(packetId);
+  }
+
+  delete(clientId: string): void {
+    const r = this.sessions.get(clientId);
+    if (r === undefined) return;
+    for (const e of r.deliveries) this.release(e.id);
+    this.sessions.delete(clientId);
+  }
+
+  flushed(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {}
+
+  private find(clientId: string, id: number): Entry | undefined {
+    return this.sessions.get(clientId)?.deliveries.find((e) => e.id === id);
+  }
+
+  private release(id: number): void {
+    const held = this.messages.get(id);
+    if (held === undefined) return;
+    if (--held.refs === 0) this.messages.delete(id);
+  }
+}

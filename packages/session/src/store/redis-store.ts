@@ -1,0 +1,348 @@
+/**
+ * Persistent sessions in Redis: what lets a client that was on one node resume on another,
+ * and lets a session outlive the node that held it (SIGKILL included).
+ *
+ *   {p}:s:<client id>     hash: expiry (seconds, or "inf")
+ *   {p}:sub:<client id>   hash: filter -> granted QoS
+ *   {p}:psubs             hash: "<client id>\0<filter>" -> QoS, every session's subscriptions
+ *                         (read once by a node at start: which sessions a message is queued for)
+ *   {p}:q:<client id>     list: message ids of the session's deliveries, in order
+ *   {p}:d:<client id>     hash: message id -> "qos,packetId,released"
+ *   {p}:in2:<client id>   set: incoming QoS 2 packet ids awaiting PUBREL
+ *   {p}:m:<message id>    string: the message (msgpack), stored once for every queue holding it
+ *   {p}:rc                hash: message id -> how many deliveries refer to it
+ *
+ * Every key carries the {p} hash tag, so the scripts stay on one slot of a Redis Cluster.
+ * Writes go out pipelined, without waiting; `flushed()` waits for the last one (a connection
+ * answers in order). The check-and-set steps (queue bound, reference counts) are Lua scripts,
+ * atomic in Redis [DESIGN.md: Lua where a check-and-set must be atomic].
+ */
+import { decode, encode } from '@msgpack/msgpack';
+import type { QoS } from '@tern/protocol';
+import type { Cluster, Redis } from 'ioredis';
+import {
+  type SessionStore,
+  type StoredDelivery,
+  type StoredMessage,
+  type StoredSession,
+  StoreError,
+  type StoreLimits,
+} from './session-store.js';
+
+/** Drops a message's reference; the message goes with its last one. */
+const RELEASE_FN = `
+local function release(rc, prefix, id)
+  local left = redis.call('HINCRBY', rc, id, -1)
+  if left <= 0 then
+    redis.call('HDEL', rc, id)
+    redis.call('DEL', prefix .. ':m:' .. id)
+  end
+end`;
+
+/** Removes a whole session and its references. KEYS: s sub q d in2 rc psubs; ARGV: prefix client. */
+const DELETE_FN = `
+local function delete_session(k, prefix, client)
+  for _, id in ipairs(redis.call('LRANGE', k[3], 0, -1)) do release(k[6], prefix, id) end
+  for _, filter in ipairs(redis.call('HKEYS', k[2])) do redis.call('HDEL', k[7], client .. '\\0' .. filter) end
+  redis.call('DEL', k[1], k[2], k[3], k[4], k[5])
+end`;
+
+/** KEYS: s sub q d in2 rc psubs; ARGV: prefix client expiry clean(0/1). Returns 1 if a session was resumed. */
+const OPEN = `${RELEASE_FN}${DELETE_FN}
+local existed = redis.call('EXISTS', KEYS[1]) == 1
+if existed and ARGV[4] == '1' then delete_session(KEYS, ARGV[1], ARGV[2]); existed = false end
+redis.call('HSET', KEYS[1], 'expiry', ARGV[3])
+if existed then return 1 end
+return 0`;
+
+/** KEYS: s sub q d in2 rc psubs; ARGV: prefix client. */
+const DELETE = `${RELEASE_FN}${DELETE_FN}
+delete_session(KEYS, ARGV[1], ARGV[2])
+return 1`;
+
+/**
+ * KEYS: rc, message key, then (s, q, d) per target. ARGV: prefix, id, body, max, policy,
+ * scan (how far from the head an unsent delivery may be), then one QoS per target.
+ * Queues the message for each target that has a session; at the bound, drop-oldest drops the
+ * oldest delivery not yet sent, drop-new skips this one. Returns the deliveries queued.
+ */
+const ENQUEUE = `${RELEASE_FN}
+local prefix, id, max, dropNew, scan = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5] == 'drop-new', tonumber(ARGV[6])
+local refs = 0
+local targets = (#KEYS - 2) / 3
+for i = 0, targets - 1 do
+  local s, q, d = KEYS[3 + i * 3], KEYS[4 + i * 3], KEYS[5 + i * 3]
+  if redis.call('EXISTS', s) == 1 then
+    local room = true
+    if redis.call('LLEN', q) >= max then
+      room = false
+      if not dropNew then
+        for _, old in ipairs(redis.call('LRANGE', q, 0, scan)) do
+          local state = redis.call('HGET', d, old)
+          if state and string.match(state, '^%d+,0,') then
+            redis.call('LREM', q, 1, old)
+            redis.call('HDEL', d, old)
+            release(KEYS[1], prefix, old)
+            room = true
+            break
+          end
+        end
+      end
+    end
+    if room then
+      redis.call('RPUSH', q, id)
+      redis.call('HSET', d, id, ARGV[7 + i] .. ',0,0')
+      refs = refs + 1
+    end
+  end
+end
+if refs > 0 then
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('HINCRBY', KEYS[1], id, refs)
+end
+return refs`;
+
+/** KEYS: d; ARGV: id, packetId or '' , released ('1' or ''). Updates a delivery's state if it exists. */
+const MARK = `
+local state = redis.call('HGET', KEYS[1], ARGV[1])
+if not state then return 0 end
+local qos, pid, rel = string.match(state, '^(%d+),(%d+),(%d+)$')
+if ARGV[2] ~= '' then pid = ARGV[2] end
+if ARGV[3] ~= '' then rel = ARGV[3] end
+redis.call('HSET', KEYS[1], ARGV[1], qos .. ',' .. pid .. ',' .. rel)
+return 1`;
+
+/** KEYS: q d rc; ARGV: prefix, id. */
+const COMPLETE = `${RELEASE_FN}
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 then
+  redis.call('LREM', KEYS[1], 1, ARGV[2])
+  release(KEYS[3], ARGV[1], ARGV[2])
+end
+return 1`;
+
+interface Scripts {
+  ternOpen(...args: (string | number)[]): Promise<number>;
+  ternDelete(...args: (string | number)[]): Promise<number>;
+  ternEnqueue(...args: (string | number | Buffer)[]): Promise<number>;
+  ternMark(...args: (string | number)[]): Promise<number>;
+  ternComplete(...args: (string | number)[]): Promise<number>;
+}
+
+export interface RedisStoreOptions extends StoreLimits {
+  /** Namespace shared with the cluster's other keys (the hash tag). */
+  prefix: string;
+  /** How many deliveries at the head of a full queue may be in flight (drop-oldest skips them). */
+  maxInflight: number;
+}
+
+export class RedisSessionStore implements SessionStore {
+  private readonly redis: Redis | Cluster;
+  private readonly scripts: Scripts;
+  private readonly options: RedisStoreOptions;
+  private readonly tag: string;
+  private lastWrite: Promise<unknown> = Promise.resolve();
+  private failure: Error | null = null;
+
+  /** Uses `redis` (connected, owned by the caller) for every read and write. */
+  constructor(redis: Redis | Cluster, options: RedisStoreOptions) {
+    this.redis = redis;
+    this.options = options;
+    this.tag = `{${options.prefix}}`;
+    redis.defineCommand('ternOpen', { numberOfKeys: 7, lua: OPEN });
+    redis.defineCommand('ternDelete', { numberOfKeys: 7, lua: DELETE });
+    redis.defineCommand('ternEnqueue', { lua: ENQUEUE });
+    redis.defineCommand('ternMark', { numberOfKeys: 1, lua: MARK });
+    redis.defineCommand('ternComplete', { numberOfKeys: 3, lua: COMPLETE });
+    this.scripts = redis as unknown as Scripts;
+  }
+
+  async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+    const expiry = Number.isFinite(expiryInterval) ? String(expiryInterval) : 'inf';
+    const resumed = await this.track(
+      this.scripts.ternOpen(...this.sessionKeys(clientId), this.tag, clientId, expiry, cleanStart ? '1' : '0'),
+      'open',
+    );
+    return resumed === 1;
+  }
+
+  async load(clientId: string): Promise<StoredSession | null> {
+    const k = this.keys(clientId);
+    const replies = await this.redis
+      .pipeline()
+      .hget(k.s, 'expiry')
+      .hgetall(k.sub)
+      .lrange(k.q, 0, -1)
+      .hgetall(k.d)
+      .smembers(k.in2)
+      .exec();
+    if (replies === null) throw new StoreError(`load ${clientId}: the transaction was aborted`);
+    for (const [err] of replies) if (err !== null) throw new StoreError(`load ${clientId}: ${err.message}`);
+    const expiry = replies[0]?.[1] as string | null;
+    if (expiry === null) return null;
+    const subs = replies[1]?.[1] as Record<string, string>;
+    const ids = replies[2]?.[1] as string[];
+    const states = replies[3]?.[1] as Record<string, string>;
+    const in2 = replies[4]?.[1] as string[];
+    const bodies = ids.length === 0 ? [] : await this.redis.mgetBuffer(...ids.map((id) => `${this.tag}:m:${id}`));
+    const deliveries: StoredDelivery[] = [];
+    ids.forEach((id, i) => {
+      const body = bodies[i];
+      const state = states[id];
+      if (body === null || body === undefined || state === undefined) return;
+      const [qos, packetId, released] = state.split(',').map(Number) as [number, number, number];
+      deliveries.push({
+        message: decodeMessage(Number(id), body),
+        qos: qos as 1 | 2,
+        packetId,
+        released: released === 1,
+      });
+    });
+    return {
+      clientId,
+      expiryInterval: expiry === 'inf' ? Number.POSITIVE_INFINITY : Number(expiry),
+      subscriptions: Object.entries(subs).map(([filter, qos]): [string, QoS] => [filter, Number(qos) as QoS]),
+      deliveries,
+      incomingQos2: in2.map(Number).sort((a, b) => a - b),
+    };
+  }
+
+  async loadSubscriptions(): Promise<Map<string, [string, QoS][]>> {
+    const out = new Map<string, [string, QoS][]>();
+    const all = await this.redis.hgetall(`${this.tag}:psubs`);
+    for (const [key, qos] of Object.entries(all)) {
+      const cut = key.indexOf('\0');
+      const clientId = key.slice(0, cut);
+      let list = out.get(clientId);
+      if (list === undefined) {
+        list = [];
+        out.set(clientId, list);
+      }
+      list.push([key.slice(cut + 1), Number(qos) as QoS]);
+    }
+    return out;
+  }
+
+  subscribe(clientId: string, filter: string, qos: QoS): void {
+    const k = this.keys(clientId);
+    this.issue(
+      this.redis.multi().hset(k.sub, filter, qos).hset(`${this.tag}:psubs`, `${clientId}\0${filter}`, qos).exec(),
+      'subscribe',
+    );
+  }
+
+  unsubscribe(clientId: string, filter: string): void {
+    const k = this.keys(clientId);
+    this.issue(
+      this.redis.multi().hdel(k.sub, filter).hdel(`${this.tag}:psubs`, `${clientId}\0${filter}`).exec(),
+      'unsubscribe',
+    );
+  }
+
+  enqueue(message: StoredMessage, targets: readonly (readonly [string, 1 | 2])[]): void {
+    if (targets.length === 0) return;
+    const keys: string[] = [`${this.tag}:rc`, `${this.tag}:m:${message.id}`];
+    const qos: string[] = [];
+    for (const [clientId, q] of targets) {
+      const k = this.keys(clientId);
+      keys.push(k.s, k.q, k.d);
+      qos.push(String(q));
+    }
+    const o = this.options;
+    this.issue(
+      this.scripts.ternEnqueue(
+        keys.length,
+        ...keys,
+        this.tag,
+        String(message.id),
+        encodeMessage(message),
+        o.maxQueued,
+        o.overflowPolicy,
+        o.maxInflight,
+        ...qos,
+      ),
+      'enqueue',
+    );
+  }
+
+  sent(clientId: string, id: number, packetId: number): void {
+    this.issue(this.scripts.ternMark(this.keys(clientId).d, String(id), String(packetId), ''), 'sent');
+  }
+
+  released(clientId: string, id: number): void {
+    this.issue(this.scripts.ternMark(this.keys(clientId).d, String(id), '', '1'), 'released');
+  }
+
+  completed(clientId: string, id: number): void {
+    const k = this.keys(clientId);
+    this.issue(this.scripts.ternComplete(k.q, k.d, `${this.tag}:rc`, this.tag, String(id)), 'completed');
+  }
+
+  incomingQos2(clientId: string, packetId: number, pending: boolean): void {
+    const key = this.keys(clientId).in2;
+    this.issue(pending ? this.redis.sadd(key, packetId) : this.redis.srem(key, packetId), 'incoming QoS 2');
+  }
+
+  delete(clientId: string): void {
+    this.issue(this.scripts.ternDelete(...this.sessionKeys(clientId), this.tag, clientId), 'delete');
+  }
+
+  async flushed(): Promise<void> {
+    await this.lastWrite.catch(() => {});
+    const failure = this.failure;
+    this.failure = null;
+    if (failure !== null) throw failure;
+  }
+
+  async close(): Promise<void> {
+    await this.lastWrite.catch(() => {});
+  }
+
+  /** A write whose caller waits for it (and hears of its failure itself). */
+  private track<T>(write: Promise<T>, what: string): Promise<T> {
+    const tracked = write.catch((err: Error) => {
+      throw new StoreError(`${what}: ${err.message}`, { cause: err });
+    });
+    this.lastWrite = tracked.catch(() => {});
+    return tracked;
+  }
+
+  /** A write nobody waits for: its failure is reported by the next flushed(). */
+  private issue(write: Promise<unknown>, what: string): void {
+    this.lastWrite = write.catch((err: Error) => {
+      this.failure ??= new StoreError(`${what}: ${err.message}`, { cause: err });
+    });
+  }
+
+  private keys(clientId: string) {
+    const t = this.tag;
+    return {
+      s: `${t}:s:${clientId}`,
+      sub: `${t}:sub:${clientId}`,
+      q: `${t}:q:${clientId}`,
+      d: `${t}:d:${clientId}`,
+      in2: `${t}:in2:${clientId}`,
+    };
+  }
+
+  private sessionKeys(clientId: string): string[] {
+    const k = this.keys(clientId);
+    return [k.s, k.sub, k.q, k.d, k.in2, `${this.tag}:rc`, `${this.tag}:psubs`];
+  }
+}
+
+function encodeMessage(m: StoredMessage): Buffer {
+  const bytes = encode([m.topic, m.payload, m.qos, m.retain, m.origin, m.time]);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function decodeMessage(id: number, body: Buffer): StoredMessage {
+  const [topic, payload, qos, retain, origin, time] = decode(body) as [
+    string,
+    Uint8Array,
+    QoS,
+    boolean,
+    string,
+    number,
+  ];
+  return { id, topic, payload, qos, retain, origin, time };
+}

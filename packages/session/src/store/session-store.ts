@@ -1,0 +1,89 @@
+/**
+ * Where persistent sessions live when they must outlive the process that holds them: their
+ * subscriptions, the QoS 1/2 deliveries waiting for them (queued, or sent and not yet
+ * acknowledged, with their packet ids), and the incoming QoS 2 ids awaiting PUBREL.
+ *
+ * Writes are issued without waiting (a store batches them: a Redis pipeline, one disk
+ * transaction per turn) and `flushed()` resolves once every write issued before it is
+ * durable: the broker acknowledges a QoS 1/2 PUBLISH only after the deliveries it caused are
+ * stored (DESIGN.md guarantee 1). Reads (`open`, `load`) see every write issued before them.
+ *
+ * A message queued for many sessions is stored once and referenced by each queue; it goes
+ * when the last reference does, so a store never grows beyond maxQueued deliveries per session.
+ * Every store passes the same contract tests (packages/session/test/store-contract.ts).
+ */
+import type { QoS } from '@tern/protocol';
+
+/** A message as a store keeps it. `id` is unique in the cluster (the broker's message id). */
+export interface StoredMessage {
+  id: number;
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  origin: string;
+  time: number;
+}
+
+/** One delivery waiting in a session, in the order it must be sent. */
+export interface StoredDelivery {
+  message: StoredMessage;
+  /** The QoS it is delivered with: min(message QoS, granted QoS). */
+  qos: 1 | 2;
+  /** The packet id it went out under; 0 while it has not been sent. */
+  packetId: number;
+  /** PUBREC received (QoS 2): PUBREL is what is resent, never the PUBLISH [MQTT-4.3.3-1]. */
+  released: boolean;
+}
+
+export interface StoredSession {
+  clientId: string;
+  /** Seconds the session outlives its connection; Infinity = never expires (3.1.1 cleanSession=0). */
+  expiryInterval: number;
+  subscriptions: [filter: string, qos: QoS][];
+  /** Sent-and-unacknowledged first (in the order they were sent), then the queued ones. */
+  deliveries: StoredDelivery[];
+  incomingQos2: number[];
+}
+
+export interface StoreLimits {
+  /** Deliveries kept per session; beyond it the overflow policy drops one. */
+  maxQueued: number;
+  overflowPolicy: 'drop-oldest' | 'drop-new';
+}
+
+export interface SessionStore {
+  /**
+   * Starts a connection's use of `clientId`'s session: with `cleanStart` any stored state is
+   * discarded first. Resolves with whether a session was there to resume (session present
+   * [MQTT-3.2.2-2]).
+   */
+  open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean>;
+  /** The stored session, or null. */
+  load(clientId: string): Promise<StoredSession | null>;
+  /** Every stored session's subscriptions: which sessions a message must be queued for. */
+  loadSubscriptions(): Promise<Map<string, [filter: string, qos: QoS][]>>;
+  subscribe(clientId: string, filter: string, qos: QoS): void;
+  unsubscribe(clientId: string, filter: string): void;
+  /** Queues `message` for each (client id, delivery QoS); the message is stored once. */
+  enqueue(message: StoredMessage, targets: readonly (readonly [clientId: string, qos: 1 | 2])[]): void;
+  /** The delivery of message `id` went out to `clientId` under `packetId`. */
+  sent(clientId: string, id: number, packetId: number): void;
+  /** PUBREC for the delivery of message `id`. */
+  released(clientId: string, id: number): void;
+  /** PUBACK / PUBCOMP: the delivery of message `id` is complete and forgotten. */
+  completed(clientId: string, id: number): void;
+  /** An incoming QoS 2 packet id was PUBRECed (true) or released by PUBREL (false). */
+  incomingQos2(clientId: string, packetId: number, pending: boolean): void;
+  /** The session ends (expiry, or a clean start that keeps no state). */
+  delete(clientId: string): void;
+  /** Resolves once every write issued so far is durable; rejects if one failed. */
+  flushed(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A store that failed to read or write; the message says which operation and why. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  readonly code = 'TERN_STORE_FAILED';
+}

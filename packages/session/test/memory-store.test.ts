@@ -1,0 +1,14 @@
+import t from 'tap';
+import { MemorySessionStore } from '../src/index.js';
+import { storeContract } from './store-contract.js';
+
+storeContract(t, async (limits) => {
+  const store = new MemorySessionStore(limits);
+  return {
+    store,
+    // Memory outlives nothing: "after a restart" is the same process here.
+    reopen: async () => store,
+    storedMessages: async () => store.messageCount,
+    stop: () => store.close(),
+  };
+});
