@@ -70,6 +70,8 @@ export class Client {
     this.ackLen = 0;
     this.chunkLength = 0;
     this.scanner = new FrameScanner((first, buf, start, end) => this.onPacket(first, buf, start, end));
+    /** Where this client connects: publishers and subscribers may be on different nodes. */
+    this.port = run.port;
     run.clients.add(this);
   }
 
@@ -77,7 +79,7 @@ export class Client {
   connect() {
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject, what: 'CONNACK' };
-      const socket = net.connect({ host: this.run.host, port: this.run.port });
+      const socket = net.connect({ host: this.run.host, port: this.port });
       this.socket = socket;
       socket.setNoDelay(true);
       socket.on('connect', () => socket.write(connectBytes(this.clientId, this.clean, this.run.keepalive)));
@@ -217,6 +219,7 @@ export class Subscriber extends Client {
    */
   constructor(run, clientId, clean, exact = false) {
     super(run, clientId, clean);
+    this.port = run.subPort;
     const pubs = Math.max(1, run.publisherCount);
     this.high = new Int32Array(pubs).fill(-1);
     this.received = 0;
@@ -284,6 +287,7 @@ export class Publisher extends Client {
    */
   constructor(run, index, clientId, topics, quota, { retain = false, rate = 0 } = {}) {
     super(run, clientId, true);
+    this.port = run.pubPort;
     this.index = index;
     this.qos = run.qos;
     this.window = run.window;

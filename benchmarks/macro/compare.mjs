@@ -25,21 +25,31 @@
  * unless --keep-latest. Tern commands: `{port}` is replaced by the port, a leading `node` by
  * this Node binary; brokers run from the repository root with stdout/stderr to a log file.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { barChart, colours } from './charts.mjs';
+import {
+  fmtInt,
+  fmtNum,
+  freePort,
+  HOST,
+  mdTable,
+  median,
+  ROOT,
+  range,
+  runLoad,
+  stamp,
+  startServer,
+  stopServer,
+} from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..', '..');
-const LOAD = path.join(HERE, 'load.mjs');
 const RESULTS = path.resolve(HERE, '..', 'results');
-const HOST = '127.0.0.1';
 /**
  * Tern's settings match the others': loopback only, room for the persistent scenario's 10,000
  * queued messages (its default is 1000; mosquitto runs with no limit), no per-connection logs,
@@ -183,17 +193,6 @@ function commandText(name) {
   return `${args['tern-base']} --workers ${TERN_VARIANT.exec(name)[1]}`;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Busy CPU seconds of the machine from /proc/stat (user nice system irq softirq steal). */
 function machineBusySeconds() {
   try {
@@ -229,25 +228,6 @@ async function waitQuiet() {
   }
 }
 
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: HOST, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function tail(file, lines = 5) {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n    ');
-  } catch {
-    return '';
-  }
-}
-
 /** Starts a broker; resolves { child, port, log } once it accepts connections, or throws why not. */
 async function startBroker(name) {
   const port = await freePort();
@@ -257,76 +237,14 @@ async function startBroker(name) {
     throw new Error(`${script} does not exist (not built yet?); command: ${[cmd, ...argv].join(' ')}`);
   }
   const log = path.join(logDir, `${name}-${port}.log`);
-  const fd = openSync(log, 'a');
-  const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', fd, fd] });
-  live.add(child);
-  let exited = null;
-  child.on('error', (err) => {
-    exited = `cannot run ${cmd}: ${err.message}`;
-  });
-  child.on('exit', (code, signal) => {
-    live.delete(child);
-    exited ??= `exited with ${signal ?? `code ${code}`} before accepting connections`;
-  });
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    if (exited !== null) {
-      const why = tail(log);
-      throw new Error(`${[cmd, ...argv].join(' ')}: ${exited}${why ? `\n    ${why}` : ''}`);
-    }
-    if (await canConnect(port)) return { child, port, log };
-    if (Date.now() > deadline) {
-      await stopBroker({ child });
-      throw new Error(`${name} did not accept connections on ${HOST}:${port} within ${START_TIMEOUT_MS} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return startServer({ cmd, argv, port, log, live, timeoutMs: START_TIMEOUT_MS });
 }
 
-function stopBroker({ child }) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
+const stopBroker = (broker) => stopServer(broker);
 
 // ---------------------------------------------------------------------------------------
 // Load runs
 // ---------------------------------------------------------------------------------------
-
-/** Runs load.mjs with `flags` against `port`; resolves its JSON result (or { error }). */
-function runLoad(flags, port, brokerPid, label, timeoutS) {
-  const argv = [LOAD, '--json', '--port', String(port), '--label', label, '--timeout', String(timeoutS), ...flags];
-  if (brokerPid) argv.push('--broker-pid', String(brokerPid));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(child);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), (timeoutS + 15) * 1000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(child);
-      const line = out.trim().split('\n').pop();
-      try {
-        resolve(JSON.parse(line));
-      } catch {
-        resolve({ error: `load.mjs exited with ${signal ?? code}: ${(err || out).trim().slice(0, 300)}` });
-      }
-    });
-  });
-}
 
 function scenarioFlags(scenario) {
   const flags = ['--scenario', scenario, '--payload', String(cfg.payload)];
@@ -388,13 +306,14 @@ async function selfTest() {
   for (const t of SELFTESTS) {
     await waitQuiet();
     const b = await startBroker('null');
-    const r = await runLoad(
-      [...t.flags, '--duration', String(d), '--warmup', '0.5', '--payload', String(cfg.payload)],
-      b.port,
-      b.child.pid,
-      'null',
-      30,
-    );
+    const r = await runLoad({
+      flags: [...t.flags, '--duration', String(d), '--warmup', '0.5', '--payload', String(cfg.payload)],
+      port: b.port,
+      brokerPid: b.child.pid,
+      label: 'null',
+      timeoutS: 30,
+      live,
+    });
     await stopBroker(b);
     caps[t.key] = r.error ? null : t.key.startsWith('pub') ? (r.ackedRate ?? r.offeredRate) : r.deliveredRate;
     console.error(`  tool: ${t.what}: ${r.error ?? `${fmtInt(caps[t.key])} msgs/s`}`);
@@ -416,26 +335,6 @@ async function selfTest() {
 // ---------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-function range(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
-  return v.length === 0 ? { min: null, max: null } : { min: Math.min(...v), max: Math.max(...v) };
-}
-
-function fmtInt(x) {
-  return x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US');
-}
-
-function fmtNum(x, digits = 3) {
-  return x === null || x === undefined ? '–' : String(Number(x.toFixed(digits)));
-}
 
 function firstLine(cmd, argv) {
   const r = spawnSync(cmd, argv, { encoding: 'utf8' });
@@ -513,11 +412,6 @@ function ratioPairs(cols) {
   const terns = cols.filter((b) => b.startsWith('tern'));
   const others = cols.filter((b) => b === 'mosquitto' || b === 'aedes');
   return terns.flatMap((t) => others.map((o) => [t, o]));
-}
-
-function mdTable(header, rows, numericFrom) {
-  const sep = header.map((_, i) => (i < numericFrom ? ' --- ' : ' ---: '));
-  return [`| ${header.join(' | ')} |`, `|${sep.join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
 }
 
 function medianTable(results, cols, skipped) {
@@ -683,10 +577,6 @@ function charts(results, brokers, env) {
   return out;
 }
 
-function stamp() {
-  return new Date().toISOString().slice(0, 16).replace(':', '').replace('T', '-');
-}
-
 /** results.md, results.json and charts/*.svg in `dir`; then a copy in results/latest. */
 function writeOutputs(dir, markdown, data, svgs) {
   mkdirSync(path.join(dir, 'charts'), { recursive: true });
@@ -753,7 +643,14 @@ async function main() {
         const busyBefore = await waitQuiet();
         try {
           const broker = await startBroker(b);
-          r = await runLoad(scenarioFlags(s), broker.port, broker.child.pid, b, scenarioTimeout(s));
+          r = await runLoad({
+            flags: scenarioFlags(s),
+            port: broker.port,
+            brokerPid: broker.child.pid,
+            label: b,
+            timeoutS: scenarioTimeout(s),
+            live,
+          });
           if (broker.child.exitCode !== null || broker.child.signalCode !== null) {
             r.error ??= `broker exited during the run (see ${broker.log})`;
           }

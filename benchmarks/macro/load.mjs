@@ -31,6 +31,11 @@
  *   soak        4 publishers -> 4 subscribers, QoS 1, at a fixed --rate (default 4000 msgs/s) for
  *               --duration (default 60 s); per slice (--slice, default a tenth) delivered rate,
  *               p50/p99 and the broker's RSS; drift of p99 and RSS from the first to the last slice
+ *   fanin-cross       fanin with the publishers on node A (--pub-port) and the subscriber on
+ *                     node B (--sub-port) of a cluster: every message crosses between nodes
+ *   persistent-cross  persistent with the session made on node A (--pub-port, where the messages
+ *                     are published too) and resumed on node B (--sub-port): the queue must
+ *                     follow the session to the other node
  *   pub-only    publishers only (tool capacity against benchmarks/macro/null-broker.mjs)
  *   sub-only    subscribers only (tool capacity: the null broker streams PUBLISHes to them)
  *
@@ -69,6 +74,18 @@ const SCENARIOS = {
   idle: { publishers: 0, subscribers: 0, qos: 0, window: 0, connections: 10000 },
   soak: { publishers: 4, subscribers: 4, qos: 1, window: 32, rate: 4000, duration: 60 },
   'pub-only': { publishers: 8, subscribers: 0, qos: 0, window: 0 },
+  // Across two nodes of a cluster: publishers on --pub-port (node A), subscribers on --sub-port
+  // (node B). `like` names the scenario whose flow they run.
+  'fanin-cross': { like: 'fanin', cross: true, publishers: 8, subscribers: 1, qos: 0, window: 256 },
+  'persistent-cross': {
+    like: 'persistent',
+    cross: true,
+    publishers: 1,
+    subscribers: 1,
+    qos: 1,
+    window: 1000,
+    messages: 10000,
+  },
   'sub-only': { publishers: 0, subscribers: 1, qos: 0, window: 0 },
 };
 
@@ -320,12 +337,18 @@ async function connectAll(run) {
   await Promise.all(run.publishers.map((p) => p.connect()));
 }
 
-/** Subscribers with cleanSession=false leave a session behind: end it with a clean connect. */
+/**
+ * Subscribers with cleanSession=false leave a session behind: end it with a clean connect, on
+ * every node the run used (a cluster without shared sessions keeps one per node).
+ */
 async function wipeSessions(run, ids) {
   for (const id of ids) {
-    const c = new Subscriber(run, id, true);
-    await c.connect();
-    await c.disconnect();
+    for (const port of new Set([run.subPort, run.pubPort])) {
+      const c = new Subscriber(run, id, true);
+      c.port = port;
+      await c.connect();
+      await c.disconnect();
+    }
   }
 }
 
@@ -468,15 +491,18 @@ async function publishEverything(run, pub) {
   return (performance.now() - tp) / 1000;
 }
 
-/** persistent: an offline queue of QoS 1 messages drained on reconnect. */
+/**
+ * persistent: an offline queue of QoS 1 messages drained on reconnect. The session is made
+ * where the publisher connects (--pub-port) and resumed on --sub-port: the same broker unless
+ * the run is across nodes (persistent-cross).
+ */
 async function runPersistent(run) {
   const id = 'bench-persist';
   const n = run.messages;
   // Start from no session, whatever an earlier run left.
-  let s = new Subscriber(run, id, true);
-  await s.connect();
-  await s.disconnect();
-  s = new Subscriber(run, id, false);
+  await wipeSessions(run, [id]);
+  const s = new Subscriber(run, id, false);
+  s.port = run.pubPort;
   await s.connect();
   await s.subscribe('bench/persist/#', 1);
   await s.disconnect();
@@ -496,7 +522,8 @@ async function runPersistent(run) {
   const connack = await sub.connect();
   const allArrived = await waitUntil(run, () => doneAt > 0, 3000);
   const cpu = cpuEnd();
-  const end = allArrived ? doneAt : run.lastProgress;
+  // Nothing at all may arrive (a session that did not follow the client to another node).
+  const end = allArrived ? doneAt : Math.max(run.lastProgress, t0);
   // Leave no session behind.
   await sub.disconnect();
   await wipeSessions(run, [id]);
@@ -722,6 +749,8 @@ const USAGE = `usage: tern-bench --scenario <${Object.keys(SCENARIOS).join('|')}
        (npm run bench -- ...; node benchmarks/macro/load.mjs ...)
   --host <addr>             loopback address of the broker (default 127.0.0.1)
   --port <n>                broker port (default 1883)
+  --pub-port <n>            publishers' port (default --port): node A of a cluster
+  --sub-port <n>            subscribers' port (default --port): node B of a cluster
   --duration <s>            measured seconds (default 5; latency 10, soak 60)
   --warmup <s>              seconds before the window opens (default 1)
   --messages <n>            count mode: publish n messages in all, then drain
@@ -766,6 +795,8 @@ function parseCli(argv) {
       scenario: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '1883' },
+      'pub-port': { type: 'string' },
+      'sub-port': { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string', default: '1' },
       messages: { type: 'string' },
@@ -812,14 +843,20 @@ function parseCli(argv) {
     return x;
   };
   const scenario = values.scenario;
+  /** The flow the scenario runs (a -cross scenario runs its single-node twin's). */
+  const kind = preset.like ?? scenario;
   const duration = num('duration', values.duration ?? preset.duration ?? 5, 0.1, 24 * 3600);
-  const timeout = num('timeout', values.timeout ?? (scenario === 'soak' ? duration + 60 : 60), 1, 25 * 3600);
+  const timeout = num('timeout', values.timeout ?? (kind === 'soak' ? duration + 60 : 60), 1, 25 * 3600);
   const qos = num('qos', values.qos ?? preset.qos, 0, 2);
+  const port = num('port', values.port, 1, 65535);
   const opts = {
     scenario,
+    kind,
     label: values.label,
     host: values.host,
-    port: num('port', values.port, 1, 65535),
+    port,
+    pubPort: num('pub-port', values['pub-port'] ?? port, 1, 65535),
+    subPort: num('sub-port', values['sub-port'] ?? port, 1, 65535),
     duration,
     warmup: num('warmup', values.warmup, 0, 600),
     messages: num('messages', values.messages ?? preset.messages ?? 0, 0, 2 ** 31 - 1),
@@ -831,7 +868,7 @@ function parseCli(argv) {
     subQos: num('sub-qos', values['sub-qos'] ?? preset.subQos ?? qos, 0, 2),
     window: num('window', values.window ?? preset.window, 0, 60000),
     rate: num('rate', values.rate ?? preset.rate ?? 0, 0, 1e9),
-    topic: values.topic ?? (scenario === 'fanout' ? 'bench/fanout' : 'bench/{i}'),
+    topic: values.topic ?? (kind === 'fanout' ? 'bench/fanout' : 'bench/{i}'),
     filter: values.filter,
     retain: values.retain,
     clean: values.clean === 'true',
@@ -842,7 +879,7 @@ function parseCli(argv) {
     sourceIps: num('source-ips', values['source-ips'], 0, 250),
     settleTimeout: num('settle-timeout', values['settle-timeout'], 0, 600),
     sliceSeconds:
-      scenario === 'soak' || values.slice !== undefined
+      kind === 'soak' || values.slice !== undefined
         ? num('slice', values.slice ?? Math.max(1, duration / 10), 0.1, 3600)
         : 0,
     keepRetained: values['keep-retained'],
@@ -853,10 +890,13 @@ function parseCli(argv) {
     brokerPid: values['broker-pid'] ? num('broker-pid', values['broker-pid'], 1) : 0,
   };
   if (opts.qos > 0 && opts.window === 0 && opts.publisherCount > 0) throw new Error('QoS 1 and 2 need --window >= 1');
-  if ((scenario === 'persistent' || scenario === 'retained') && opts.messages === 0) {
+  if (preset.cross && opts.pubPort === opts.subPort) {
+    throw new Error(`${scenario} needs --pub-port and --sub-port on two different nodes`);
+  }
+  if ((kind === 'persistent' || kind === 'retained') && opts.messages === 0) {
     throw new Error(`${scenario} needs --messages >= 1`);
   }
-  if (scenario === 'retained' && opts.qos === 0) throw new Error('retained publishes at QoS 1 or 2 (--qos)');
+  if (kind === 'retained' && opts.qos === 0) throw new Error('retained publishes at QoS 1 or 2 (--qos)');
   if (opts.messages > 0 && (opts.publisherCount === 0 || opts.subscriberCount === 0)) {
     throw new Error(
       'count mode (--messages) needs publishers and subscribers; pub-only and sub-only run for --duration',
@@ -875,19 +915,24 @@ function latencyText(l) {
 
 /** The end-of-run summary for a person. */
 function describe(r) {
-  const lines = [`${r.scenario}${r.label ? ` on ${r.label}` : ''} (${r.host}:${r.port}, payload ${r.payload} B)`];
+  const where =
+    r.pubPort === r.subPort
+      ? `${r.host}:${r.port}`
+      : `publishers ${r.host}:${r.pubPort}, subscribers ${r.host}:${r.subPort}`;
+  const lines = [`${r.scenario}${r.label ? ` on ${r.label}` : ''} (${where}, payload ${r.payload} B)`];
   if (r.error) lines.push(`  error: ${r.error}`);
-  if (r.scenario === 'persistent' && r.drainSeconds !== undefined) {
+  const kind = SCENARIOS[r.scenario]?.like ?? r.scenario;
+  if (kind === 'persistent' && r.drainSeconds !== undefined) {
     lines.push(
       `  published ${r.sent} QoS 1 while away in ${r.publishSeconds} s (${r.publishRate} msgs/s)`,
       `  drained ${r.unique}/${r.sent} in ${r.drainSeconds} s (${r.drainRate} msgs/s); all arrived: ${r.allArrived}; session present: ${r.sessionPresent}; duplicates: ${r.duplicates}`,
     );
-  } else if (r.scenario === 'retained' && r.retainedSeconds !== undefined) {
+  } else if (kind === 'retained' && r.retainedSeconds !== undefined) {
     lines.push(
       `  stored ${r.acked} retained messages in ${r.publishSeconds} s (${r.publishRate} msgs/s)`,
       `  new subscriber (QoS ${r.grantedQos}) got ${r.unique}/${r.expected} in ${r.retainedSeconds} s (${r.retainedRate} msgs/s); all arrived: ${r.allArrived}; duplicates: ${r.duplicates}`,
     );
-  } else if (r.scenario === 'idle' && r.connected !== undefined) {
+  } else if (kind === 'idle' && r.connected !== undefined) {
     lines.push(
       `  connected ${r.connected}/${r.connections} in ${r.connectSeconds} s (${r.connectRate} conn/s, ${r.concurrency} handshakes at once, ${r.sourceIps} source address(es)); failed ${r.failed}${r.failed ? ` ${JSON.stringify(r.errorCodes)}` : ''}; dropped while idle ${r.droppedWhileIdle}`,
     );
@@ -925,8 +970,8 @@ async function main() {
     process.exit(2);
   }
   const run = new Run(opts);
-  const mode = ['persistent', 'retained', 'idle'].includes(opts.scenario)
-    ? opts.scenario
+  const mode = ['persistent', 'retained', 'idle'].includes(opts.kind)
+    ? opts.kind
     : opts.messages > 0
       ? 'count'
       : 'duration';
@@ -936,6 +981,8 @@ async function main() {
     label: opts.label,
     host: opts.host,
     port: opts.port,
+    pubPort: opts.pubPort,
+    subPort: opts.subPort,
     qos: opts.qos,
     subQos: opts.subQos,
     publishers: opts.publisherCount,
@@ -957,7 +1004,7 @@ async function main() {
   let code = 0;
   try {
     const flows = { persistent: runPersistent, retained: runRetained, idle: runIdle };
-    const flow = (flows[opts.scenario] ?? runFlow)(run);
+    const flow = (flows[opts.kind] ?? runFlow)(run);
     result = { ...base, ...(await Promise.race([flow, timeout, run.failed()])) };
   } catch (err) {
     code = 1;

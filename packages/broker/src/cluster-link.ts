@@ -56,6 +56,8 @@ export interface ClusterLink {
    * 1/2 acknowledgement waits for it [DESIGN.md guarantee 1].
    */
   confirmForwarded(): Promise<void> | null;
+  /** Resolves once the session changes journaled so far are stored (null: no store). */
+  confirmJournal(): Promise<void> | null;
   /**
    * A message that entered the broker at this member: send it once to every other member
    * with a matching subscription, and to all of them when it is retained (each keeps a copy).

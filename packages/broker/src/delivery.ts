@@ -4,7 +4,14 @@
  * messages when a persistent session reconnects [MQTT-4.4.0-1].
  */
 import type { QoS } from '@tern/protocol';
-import { Enqueued, type HeldDelivery, type InflightEntry, type Message, type Session } from '@tern/session';
+import {
+  Enqueued,
+  type HeldDelivery,
+  type InflightEntry,
+  type Message,
+  type PublishTemplate,
+  type Session,
+} from '@tern/session';
 import { writePubrel } from './acks.js';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
@@ -130,15 +137,34 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
 /** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
   const t = entry.message.template(entry.qos, entry.retain);
+  const bits = dup ? DUP_FLAG : 0;
   if (!dup) {
     broker.stats.deliveredByQos[entry.qos]++;
     // Its packet id is kept with the stored delivery: a resume elsewhere resends it under it.
     const journal = broker.journal;
-    if (journal !== null && !client.session?.isTransient) journal.sent(client.clientId, entry.message.id, entry.id);
+    if (journal !== null && client.session?.isTransient === false) {
+      journal.sent(client.clientId, entry.message.id, entry.id);
+      if (entry.qos === 2) {
+        // Exactly once across the loss of this node: the PUBLISH leaves only once its packet
+        // id is stored, so a resume elsewhere can never send it under another id (which the
+        // client would take for a second message) [DESIGN.md guarantee 1]. QoS 2 deliveries
+        // stay in order among themselves [MQTT-4.6.0-6].
+        const link = broker.link as NonNullable<Broker['link']>;
+        client.queueAck(() => writeInflight(client, t, entry.id, bits), link.confirmJournal());
+        return;
+      }
+    }
   }
-  const bits = dup ? DUP_FLAG : 0;
-  if (t.payload === null) client.conn.writeWithId(t.bytes, t.idOffset, entry.id, bits);
-  else client.conn.writeWithPayload(t.bytes, t.idOffset, entry.id, bits, t.payload);
+  if (client.gatedAcks !== null && entry.qos === 2) {
+    client.queueAck(() => writeInflight(client, t, entry.id, bits), null);
+    return;
+  }
+  writeInflight(client, t, entry.id, bits);
+}
+
+function writeInflight(client: Client, t: PublishTemplate, id: number, bits: number): void {
+  if (t.payload === null) client.conn.writeWithId(t.bytes, t.idOffset, id, bits);
+  else client.conn.writeWithPayload(t.bytes, t.idOffset, id, bits, t.payload);
 }
 
 /** Fills the inflight window from the queue while the client is online. */

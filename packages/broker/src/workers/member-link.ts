@@ -141,8 +141,12 @@ export class MemberLink implements ClusterLink, SessionJournal {
   }
 
   confirmForwarded(): Promise<void> | null {
+    return this.gatewayGotLast ? this.confirmJournal() : null;
+  }
+
+  confirmJournal(): Promise<void> | null {
     const gateway = this.gateway;
-    if (!this.gatewayGotLast || gateway === null) return null;
+    if (gateway === null) return null;
     // A barrier with the gateway alone: it answers once Redis has what this member sent.
     const n = this.nextBarrier++;
     return new Promise((resolve) => {
