@@ -77,7 +77,6 @@ export function diffConfig(current: BrokerConfig, next: BrokerConfig): ConfigDif
 const SWEEP_INTERVAL_MS = 500;
 /** How long a deleted retained topic is remembered, so an older copy arriving late is ignored. */
 const TOMBSTONE_MS = 60_000;
-const MEMBER_ID_BASE = 2 ** 32;
 
 export interface BrokerOptions {
   /** The other members of the node; null for a broker that is alone (tests, embedding). */
@@ -130,7 +129,6 @@ export class Broker {
   private listeners: ListenerSet | null = null;
   /** Retained topics deleted recently, with the (time, id) of the deletion (last writer wins). */
   private readonly tombstones = new Map<string, { time: number; id: number }>();
-  private messageSeq = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Set while a graceful stop waits for the last connection to close. */
   private onAllClosed: (() => void) | null = null;
@@ -376,7 +374,7 @@ export class Broker {
   publish(message: Message): void {
     const link = this.link;
     if (link !== null) {
-      message.id = link.idMember * MEMBER_ID_BASE + (this.messageSeq = (this.messageSeq + 1) % MEMBER_ID_BASE);
+      message.id = link.nextMessageId();
       // Only retained copies need a time: the latest one wins on every member.
       if (message.retain) message.time = Date.now();
     }

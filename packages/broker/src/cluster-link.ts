@@ -46,8 +46,15 @@ export interface ClusterLink {
    * number from Redis, then the member), so a session store can tell messages apart.
    */
   readonly idMember: number;
+  /**
+   * A fresh message id: idMember * 2^32 + a counter that the link keeps (a broker restarted
+   * after a contained crash goes on from where the last one stopped: ids are never reused).
+   */
+  nextMessageId(): number;
   /** Whether any other member exists (a barrier is then more than a resolved promise). */
   readonly hasPeers: boolean;
+  /** The member index of the node's gateway (it keeps the session store), or -1. */
+  readonly gatewayMember: number;
   /** The node's session store, when persistent sessions are kept cluster-wide; else null. */
   readonly journal: SessionJournal | null;
   /**

@@ -112,6 +112,12 @@ export interface BrokerConfig {
   clusterHeartbeatMs: number;
   /** A node silent this long is taken for dead: its routes go, its wills fire. @default 5000 */
   clusterNodeTimeoutMs: number;
+  /**
+   * Directory of a node on its own whose persistent sessions, queued messages and retained
+   * messages are kept on disk (SQLite) as they change, surviving any restart; '' = memory
+   * (see persistenceFile). @default ''
+   */
+  dataDir: string;
   /** Distinct topic filters one session may hold; more get SUBACK 0x80. 0 = unlimited. @default 0 */
   maxSubscriptions: number;
   /**
@@ -181,6 +187,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   redisPrefix: 'tern',
   clusterHeartbeatMs: 1000,
   clusterNodeTimeoutMs: 5000,
+  dataDir: '',
   maxSubscriptions: 0,
   maxTopicLength: 0,
   maxTopicLevels: 0,
@@ -247,6 +254,7 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   redisPrefix: { kind: 'string' },
   clusterHeartbeatMs: { kind: 'int', min: 50, max: 60_000 },
   clusterNodeTimeoutMs: { kind: 'int', min: 200, max: 600_000 },
+  dataDir: { kind: 'string', emptyAllowed: true },
   maxSubscriptions: { kind: 'int', min: 0, max: 10_000_000 },
   maxTopicLength: { kind: 'int', min: 0, max: 65_535 },
   maxTopicLevels: { kind: 'int', min: 0, max: 65_535 },
@@ -351,6 +359,7 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--redis-prefix': 'redisPrefix',
   '--cluster-heartbeat-ms': 'clusterHeartbeatMs',
   '--cluster-node-timeout-ms': 'clusterNodeTimeoutMs',
+  '--data-dir': 'dataDir',
   '--max-subscriptions': 'maxSubscriptions',
   '--max-topic-length': 'maxTopicLength',
   '--max-topic-levels': 'maxTopicLevels',
@@ -449,6 +458,12 @@ export function resolveConfig(partial: Partial<BrokerConfig> = {}): BrokerConfig
 
 /** A Redis URL Tern cannot use stops start-up here, before anything connects. */
 function checkCluster(config: BrokerConfig): void {
+  if (config.dataDir !== '' && config.redis !== '') {
+    throw new ConfigError('dataDir and redis cannot be combined: a node of a cluster keeps its sessions in Redis');
+  }
+  if (config.dataDir !== '' && config.persistenceFile !== '') {
+    throw new ConfigError('dataDir and persistenceFile cannot be combined: dataDir already keeps everything on disk');
+  }
   if (config.redis === '') return;
   try {
     parseRedisUrl(config.redis);
@@ -524,6 +539,8 @@ which override the config file, which overrides the defaults.
       --allow-anonymous[=auto] let clients without a user name in (--no-allow-anonymous: refuse them;
                                default auto: allowed exactly when no password file is configured)
       --acl-file <f>           topic ACL, Mosquitto syntax ('' = every topic allowed)
+      --data-dir <dir>         keep persistent sessions and retained messages on disk as they change
+                               (SQLite; survives any restart, kill -9 included; '' = memory)
       --redis <url>            join a cluster through Redis: redis://, rediss://, redis-sentinel://h:p,h:p/master,
                                redis-cluster://h:p,h:p ('' = a node on its own; see docs/cluster.md)
       --redis-prefix <name>    namespace of the cluster's keys in Redis (default ${DEFAULT_CONFIG.redisPrefix})

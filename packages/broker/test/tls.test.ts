@@ -181,6 +181,30 @@ t.test('tlsCnAsUsername: the certificate CN is the user, and the ACL applies to 
   );
 });
 
+t.test('tlsCnAsUsername with an auth plug-in: the certificate user is put to authenticate too', async (t) => {
+  const dir = tempDir(t);
+  const plugin = join(dir, 'revocations.mjs');
+  // A plug-in that knows device-17's certificate is revoked.
+  writeFileSync(
+    plugin,
+    'export async function authenticate({ username, password }) {\n' +
+      "  return password === undefined && username === 'device-17' ? { allow: false, reason: 'revoked' } : true;\n" +
+      '}\n',
+  );
+  const tb = await startTlsBroker(t, {
+    tlsCa: certs.ca,
+    tlsClientCert: 'request',
+    tlsCnAsUsername: true,
+    authPlugin: plugin,
+  });
+  const port = tb.ports.tls as number;
+  const withCert = { cert: readFileSync(certs.client.cert), key: readFileSync(certs.client.key) };
+  const error = await refused(port, { ...withCert, clientId: 'revoked-device' });
+  t.match(error.message, /Not authorized|not authorized|code 5|Connection refused/i, 'CONNACK 0x05');
+  await tb.logs.waitFor((l) => l.msg === 'connection refused: the auth plug-in refused (revoked)');
+  t.pass('logged with the reason');
+});
+
 t.test('a bad certificate file stops start-up with one line naming the key', async (t) => {
   const base = ['--host', '127.0.0.1', '--port', '0', '--no-metrics', '--tls-enabled', '--tls-port', '0'];
   const cases: Array<{ name: string; args: string[]; want: RegExp }> = [

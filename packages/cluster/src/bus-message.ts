@@ -28,6 +28,10 @@ export const BusKind = {
   Release: 10,
   /** body: client id: the sender has let go of it and its session changes are stored. */
   Released: 11,
+  /** body: barrier number: answer once everything the sender said before it is applied. */
+  Barrier: 12,
+  /** body: barrier number: the answer (to the sender's own channel). */
+  BarrierAck: 13,
 } as const;
 type Kinds = typeof BusKind;
 
@@ -35,7 +39,13 @@ export type BusMessage =
   | { kind: Kinds['Batch'] | Kinds['Retained']; node: string; body: Uint8Array }
   | { kind: Kinds['RoutesAdded'] | Kinds['RoutesRemoved'] | Kinds['RoutesReplaced']; node: string; body: string[] }
   | {
-      kind: Kinds['NodeGone'] | Kinds['SessionDeleted'] | Kinds['Release'] | Kinds['Released'];
+      kind:
+        | Kinds['NodeGone']
+        | Kinds['SessionDeleted']
+        | Kinds['Release']
+        | Kinds['Released']
+        | Kinds['Barrier']
+        | Kinds['BarrierAck'];
       node: string;
       body: string;
     }
@@ -81,6 +91,8 @@ export function decodeBusMessage(bytes: Uint8Array): BusMessage {
     case BusKind.SessionDeleted:
     case BusKind.Release:
     case BusKind.Released:
+    case BusKind.Barrier:
+    case BusKind.BarrierAck:
       if (typeof body !== 'string' || body === '') throw new BusMessageError(`bus message ${kind} names nothing`);
       return { kind, node, body };
     case BusKind.SessionSubscribed:

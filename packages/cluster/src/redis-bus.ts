@@ -20,6 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BusKind, type BusMessage, type BusMessageError, decodeBusMessage, encodeBusMessage } from './bus-message.js';
+import type { NodeBus } from './node-bus.js';
 import { createRedisClient, type RedisClient } from './redis-connect.js';
 import { parseRedisUrl } from './redis-url.js';
 
@@ -43,6 +44,11 @@ export interface RedisBusEvents {
   release(clientId: string, from: string): void;
   /** Node `from` has let go of `clientId` (its session changes are in the store). */
   released(clientId: string, from: string): void;
+  /**
+   * Node `from` asks whether everything it said before is applied here (route and session
+   * changes): call `done` once this node's workers have it too.
+   */
+  barrier(from: string, done: () => void): void;
   /** This node reaped `node`: the wills of its clients, to publish (once: only the reaper gets them). */
   orphanWills(node: string, wills: Buffer[]): void;
   /** Redis is reachable (true) or not (false); called on every change. */
@@ -107,7 +113,7 @@ return {previous, 0}`;
 /** Node numbers cycle below this: message ids (number * 256 + worker) * 2^32 stay under 2^53. */
 const NODE_NUMBERS = 8192;
 
-export class RedisBus {
+export class RedisBus implements NodeBus {
   readonly nodeId: string;
   private readonly options: RedisBusOptions;
   private readonly events: RedisBusEvents;
@@ -134,6 +140,9 @@ export class RedisBus {
   private closing = false;
   /** Batches published to nodes that had no listener any more (they left meanwhile). */
   undelivered = 0;
+  /** Cluster barriers in progress: the nodes yet to answer each. */
+  private nextBarrier = 1;
+  private readonly barriers = new Map<number, { waiting: Set<string>; done: () => void }>();
 
   private constructor(options: RedisBusOptions) {
     this.options = options;
@@ -311,12 +320,44 @@ export class RedisBus {
     );
   }
 
+  /**
+   * Resolves once every other live node has applied what this node announced before the call
+   * (a SUBACK then means a publish on any node reaches the subscriber). A node that does not
+   * answer within the node timeout is dead or cut off: it is not waited for any longer.
+   */
+  async clusterBarrier(): Promise<void> {
+    const nodes = (await this.command.zrange(this.keys.nodes, 0, -1)).filter((n) => n !== this.nodeId);
+    if (nodes.length === 0) return;
+    const n = this.nextBarrier++;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.barriers.delete(n);
+        resolve();
+      }, this.options.nodeTimeoutMs);
+      timer.unref();
+      this.barriers.set(n, {
+        waiting: new Set(nodes),
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      const message: BusMessage = { kind: BusKind.Barrier, node: this.nodeId, body: String(n) };
+      this.track(this.command.publish(this.channelAll, this.frame(message)), 'barrier');
+    });
+  }
+
   /** Resolves once Redis has acknowledged every write issued so far (failed ones included). */
   flushed(): Promise<void> {
     return this.lastWrite.then(
       () => {},
       () => {},
     );
+  }
+
+  /** The connection commands and publishes go out on (in order): a store may share it. */
+  get commandConnection(): RedisClient {
+    return this.command;
   }
 
   get connected(): boolean {
@@ -466,6 +507,25 @@ export class RedisBus {
       case BusKind.Release:
         this.events.release(message.body, message.node);
         return;
+      case BusKind.Barrier: {
+        if (message.node === this.nodeId) return;
+        const from = message.node;
+        const answer: BusMessage = { kind: BusKind.BarrierAck, node: this.nodeId, body: message.body };
+        this.events.barrier(from, () =>
+          this.track(this.command.publish(this.channelPrefix + from, this.frame(answer)), 'answer barrier'),
+        );
+        return;
+      }
+      case BusKind.BarrierAck: {
+        const barrier = this.barriers.get(Number(message.body));
+        if (barrier === undefined) return;
+        barrier.waiting.delete(message.node);
+        if (barrier.waiting.size === 0) {
+          this.barriers.delete(Number(message.body));
+          barrier.done();
+        }
+        return;
+      }
       case BusKind.Released:
         this.events.released(message.body, message.node);
         return;

@@ -226,6 +226,18 @@ export class Access {
     return Promise.resolve(outcome).then((o) => (o.ok ? this.askPlugin(plugin, o, request) : o));
   }
 
+  /**
+   * A client whose verified certificate names it (tlsCnAsUsername): no password to check, but
+   * the plug-in's authenticate, when there is one, is asked too (user name = the CN, no
+   * password), so custom rules (a revocation list, a database) apply to certificate users.
+   */
+  authenticateCertificate(remote: string | undefined, user: string, clientId = ''): AuthOutcome | Promise<AuthOutcome> {
+    const builtIn = { ok: true as const, user, delayedMs: 0 };
+    const plugin = this.plugin;
+    if (plugin === null || plugin.authenticateFn === null) return builtIn;
+    return this.askPlugin(plugin, builtIn, { clientId, username: user, password: undefined, remoteAddress: remote });
+  }
+
   private async askPlugin(
     plugin: AuthPlugin,
     builtIn: AuthOutcome & { ok: true },

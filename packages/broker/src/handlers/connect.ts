@@ -58,10 +58,11 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
   // tlsCnAsUsername: a client certificate verified against tlsCa names the user, no password
   // needed (the CONNECT's user name is ignored).
   const certUser = broker.config.tlsCnAsUsername ? certificateUser(client.conn.socket) : null;
+  const remote = client.conn.socket.remoteAddress;
   const outcome =
     certUser !== null
-      ? { ok: true as const, user: certUser, delayedMs: 0 }
-      : broker.access.authenticate(client.conn.socket.remoteAddress, packet.username, packet.password, clientId);
+      ? broker.access.authenticateCertificate(remote, certUser, clientId)
+      : broker.access.authenticate(remote, packet.username, packet.password, clientId);
   if (outcome instanceof Promise) {
     // A password check (scrypt, in libuv's pool) or the delay for an address that failed
     // recently: packets that follow the CONNECT wait, and the socket is not read meanwhile,
@@ -141,8 +142,13 @@ function claimed(client: Client, packet: ConnectPacket, claim: Claim): void {
     return;
   }
   if (claim.session !== null) {
-    if (claim.from === -1) adoptStoredSession(broker, claim.session);
-    else adoptMovedSession(broker, claim.session, claim.from);
+    // A session read from the store arrives like one moved from another worker, with the
+    // gateway as its old holder: what reaches it directly is held until the gateway has sent
+    // what was queued in the store after it was read (see NodeGateway.catchUp).
+    const link = broker.link;
+    const gateway = link?.gatewayMember ?? -1;
+    if (claim.from === -1 && gateway < 0) adoptStoredSession(broker, claim.session);
+    else adoptMovedSession(broker, claim.session, claim.from === -1 ? gateway : claim.from);
   }
   if (client.state === 'closed') {
     // The socket went away meanwhile. A session that moved here stays (offline); with a

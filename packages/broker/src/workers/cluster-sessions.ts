@@ -11,27 +11,35 @@
  *   holder on another node is asked to let go first (its connection closes, its journal is
  *   flushed), then the session is read from the store and adopted [MQTT-3.1.4-2].
  */
-import type { Forwarded } from '@tern/cluster';
-import type { RedisBus } from '@tern/cluster/redis';
+import type { Forwarded, NodeBus } from '@tern/cluster';
 import type { QoS } from '@tern/protocol';
 import { SubscriptionIndex } from '@tern/router';
-import { encodeSnapshot, type RedisSessionStore, type SessionLimits, sessionFromStored } from '@tern/session';
+import { encodeSnapshot, type SessionLimits, type SessionStore, sessionFromStored } from '@tern/session';
 import type { Logger } from '../logger.js';
+import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
 import type { JournalOp } from './messages.js';
 import { encodeWill } from './wills.js';
+
+/** How long a journaled change may wait for its message before it is written anyway. */
+const EARLY_LIMIT_MS = 5000;
 
 /** How a filter's interest changes: the gateway routes a filter here while anything wants it. */
 export type InterestChange = (filter: string, delta: 1 | -1) => void;
 
 export class ClusterSessions {
-  private readonly bus: RedisBus;
-  readonly store: RedisSessionStore;
+  private readonly bus: NodeBus;
+  readonly store: SessionStore;
   private readonly limits: SessionLimits;
   private readonly log: Logger;
   private readonly interest: InterestChange;
   /** filter -> client id -> granted QoS, for every persistent session in the cluster. */
   private readonly index = new SubscriptionIndex<QoS>();
   private readonly filtersOf = new Map<string, Set<string>>();
+  /**
+   * Per session handed to a worker from the store: the ids of the deliveries it was given.
+   * What the store has beyond them once every node routes to the session is sent after.
+   */
+  readonly loadedIds = new Map<string, Set<number>>();
   /** Release requests from other nodes waiting for an answer, by client id. */
   private readonly waitingRelease = new Map<string, () => void>();
   private readonly releaseTimeoutMs: number;
@@ -43,10 +51,19 @@ export class ClusterSessions {
   };
   /** Deliveries queued in the store (metrics). */
   queued = 0;
+  /**
+   * A worker may journal a delivery (sent, PUBREC, acknowledged) of a message that another
+   * worker of this node has not yet handed here to be queued: the two arrive on different
+   * ports. Such changes wait here for the message, by id; `lastSeen` is, per member of this
+   * node, the last message id handed here (ids grow per member).
+   */
+  private readonly early = new Map<number, { ops: JournalOp[]; since: number }>();
+  private readonly lastSeen = new Map<number, number>();
+  private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(
-    bus: RedisBus,
-    store: RedisSessionStore,
+    bus: NodeBus,
+    store: SessionStore,
     limits: SessionLimits,
     log: Logger,
     releaseTimeoutMs: number,
@@ -58,6 +75,16 @@ export class ClusterSessions {
     this.log = log;
     this.releaseTimeoutMs = releaseTimeoutMs;
     this.interest = interest;
+    // A change whose message never comes (its topic was not wanted here when it was sent)
+    // is written after a while all the same: it then changes nothing.
+    this.sweepTimer = setInterval(() => this.sweepEarly(EARLY_LIMIT_MS), EARLY_LIMIT_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops the sweep and writes every change still waiting. */
+  stop(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepEarly(0);
   }
 
   /** Reads every persistent session's subscriptions (at start, before any message is replayed). */
@@ -72,6 +99,19 @@ export class ClusterSessions {
 
   /** A QoS 1/2 publish that entered this node: queued in the store for every persistent match. */
   enqueue(record: Forwarded): void {
+    this.queueFor(record);
+    const member = Math.floor(record.id / MESSAGE_SEQ_LIMIT);
+    if (record.id > (this.lastSeen.get(member) ?? 0)) this.lastSeen.set(member, record.id);
+    if (this.early.size > 0) {
+      const waiting = this.early.get(record.id);
+      if (waiting !== undefined) {
+        this.early.delete(record.id);
+        this.apply(waiting.ops);
+      }
+    }
+  }
+
+  private queueFor(record: Forwarded): void {
     if (record.qos === 0 || this.filtersOf.size === 0) return;
     this.matched.clear();
     this.index.match(record.topic, this.collect);
@@ -99,6 +139,37 @@ export class ClusterSessions {
 
   /** What a worker says about its persistent sessions (and its clients' wills). */
   journal(ops: readonly JournalOp[]): void {
+    for (const op of ops) {
+      if ((op[0] === 'sent' || op[0] === 'rel' || op[0] === 'done') && this.notYetQueued(op[2])) {
+        let waiting = this.early.get(op[2]);
+        if (waiting === undefined) {
+          waiting = { ops: [], since: Date.now() };
+          this.early.set(op[2], waiting);
+        }
+        waiting.ops.push(op);
+        continue;
+      }
+      this.apply([op]);
+    }
+  }
+
+  /** Whether message `id` came in on this node and has not been handed here yet. */
+  private notYetQueued(id: number): boolean {
+    const member = Math.floor(id / MESSAGE_SEQ_LIMIT);
+    if (Math.floor(member / MEMBERS_PER_NODE) !== this.bus.nodeNumber) return false;
+    return id > (this.lastSeen.get(member) ?? 0);
+  }
+
+  private sweepEarly(olderThanMs: number): void {
+    const cut = Date.now() - olderThanMs;
+    for (const [id, waiting] of this.early) {
+      if (waiting.since > cut) continue;
+      this.early.delete(id);
+      this.apply(waiting.ops);
+    }
+  }
+
+  private apply(ops: readonly JournalOp[]): void {
     const store = this.store;
     for (const op of ops) {
       switch (op[0]) {
@@ -162,6 +233,7 @@ export class ClusterSessions {
     if (!present || local) return null;
     const stored = await this.store.load(clientId);
     if (stored === null) return null;
+    this.loadedIds.set(clientId, new Set(stored.deliveries.map((d) => d.message.id)));
     const session = sessionFromStored(stored, this.limits);
     return encodeSnapshot({ sessions: [session], retained: [] });
   }

@@ -47,6 +47,8 @@ function scratchRecord(): Forwarded {
 const EMPTY = new Uint8Array(0);
 /** Room for this many workers per node in a message id (see idMember). */
 export const MEMBERS_PER_NODE = 256;
+/** The low part of a message id: a member's counter runs below it. */
+export const MESSAGE_SEQ_LIMIT = 2 ** 32;
 
 export class MemberLink implements ClusterLink, SessionJournal {
   readonly member: number;
@@ -57,6 +59,7 @@ export class MemberLink implements ClusterLink, SessionJournal {
    */
   private gateway: Peer | null = null;
   private readonly gatewayIndex: number;
+  private messageSeq = 0;
   /** Whether the last forward() handed the message to the gateway. */
   private gatewayGotLast = false;
   /** Session changes not yet sent to the gateway (sent with the next flush, after the batch). */
@@ -101,6 +104,10 @@ export class MemberLink implements ClusterLink, SessionJournal {
     this.gatewayIndex = gatewayIndex;
   }
 
+  get gatewayMember(): number {
+    return this.gatewayIndex;
+  }
+
   get journal(): SessionJournal | null {
     return this.gatewayIndex >= 0 ? this : null;
   }
@@ -138,6 +145,11 @@ export class MemberLink implements ClusterLink, SessionJournal {
       this.append(peer, message, '', 0);
       if (index === this.gatewayIndex) this.gatewayGotLast = true;
     }
+  }
+
+  nextMessageId(): number {
+    this.messageSeq = (this.messageSeq + 1) % MESSAGE_SEQ_LIMIT;
+    return this.idMember * MESSAGE_SEQ_LIMIT + this.messageSeq;
   }
 
   confirmForwarded(): Promise<void> | null {
@@ -219,7 +231,7 @@ export class MemberLink implements ClusterLink, SessionJournal {
     const n = this.nextBarrier++;
     return new Promise((resolve) => {
       this.barriers.set(n, { waiting: this.peers.size, resolve });
-      this.control({ t: 'ping', n });
+      this.control({ t: 'ping', n, wide: true });
     });
   }
 

@@ -83,7 +83,8 @@ export type ToPeer =
   | { t: 'route+'; filters: string[] }
   | { t: 'route-'; filters: string[] }
   | { t: 'routes'; filters: string[] }
-  | { t: 'ping'; n: number }
+  /** `wide`: the gateway answers once every node of the cluster has what came before. */
+  | { t: 'ping'; n: number; wide?: boolean }
   | { t: 'pong'; n: number }
   | { t: 'drop-stub'; clientId: string }
   | { t: 'stub-dropped'; clientId: string };

@@ -1,7 +1,7 @@
 /**
  * The node's member in the cluster: a peer of every routing worker (it speaks the workers'
  * peer protocol over one MessagePort each) that stands for all the other nodes, and the
- * node's one line to Redis (RedisBus).
+ * node's one line to Redis (RedisBus; a node on its own with a data directory has a LocalBus).
  *
  * To the workers it looks like one more worker whose filters are the union of every other
  * node's: a worker forwards a publish here only when some other node wants it. Here the
@@ -15,13 +15,14 @@
  * announced, a retained QoS 1 PUBACK until the message is in the retained store.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { type Forwarded, PublishBatchWriter, parseRedisUrl, readPublishBatch } from '@tern/cluster';
-import { createRedisClient, RedisBus } from '@tern/cluster/redis';
+import { type Forwarded, type NodeBus, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import { RedisBus } from '@tern/cluster/redis';
 import { RouteTable } from '@tern/router';
 import { RedisSessionStore } from '@tern/session';
 import type { BrokerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ClusterSessions } from './cluster-sessions.js';
+import { LocalBus } from './local-bus.js';
 import { MEMBERS_PER_NODE } from './member-link.js';
 import type { ToPeer } from './messages.js';
 import { decodeWill } from './wills.js';
@@ -59,11 +60,13 @@ export interface GatewayStats {
 /** The member number of a gateway inside its node's id space (workers are below it). */
 const GATEWAY_MEMBER = MEMBERS_PER_NODE - 1;
 const MEMBER_ID_BASE = 2 ** 32;
+/** Node numbers cycle below this: (number * 256 + member) * 2^32 stays a safe integer. */
+const NODE_NUMBERS = 8192;
 
 export class NodeGateway {
   /** The member index the workers know this gateway by. */
   readonly index: number;
-  readonly bus: RedisBus;
+  readonly bus: NodeBus;
   private readonly log: Logger;
   private readonly workers: WorkerPort[] = [];
   /** Which workers want which filters: where a publish from another node goes. */
@@ -106,7 +109,7 @@ export class NodeGateway {
     this.dirtyWorkers.length = 0;
   };
 
-  private constructor(index: number, bus: RedisBus, log: Logger) {
+  private constructor(index: number, bus: NodeBus, log: Logger) {
     this.index = index;
     this.bus = bus;
     this.log = log;
@@ -131,6 +134,7 @@ export class NodeGateway {
         session: (change, clientId, filter, qos) => gateway?.sessions?.remoteChange(change, clientId, filter, qos),
         release: (clientId, from) => gateway?.release(clientId, from),
         released: (clientId) => gateway?.sessions?.released(clientId),
+        barrier: (_from, done) => gateway?.applyBarrier(done),
         orphanWills: (node, wills) => gateway?.publishOrphanWills(node, wills),
         connection: (up) => {
           if (up) log.info('Redis is reachable again: cluster routing resumes');
@@ -141,23 +145,16 @@ export class NodeGateway {
     });
     const g = new NodeGateway(index, bus, log.child({ node: bus.nodeId }));
     gateway = g;
-    // The session store has a connection of its own: its scripts never wait behind publishes.
-    const connection = createRedisClient(parseRedisUrl(config.redis), `tern:${bus.nodeId}:store`);
-    connection.on('error', () => {});
-    try {
-      await connection.connect();
-    } catch (err) {
-      await bus.close();
-      throw err;
-    }
-    const store = new RedisSessionStore(connection, {
+    // The store shares the bus's connection: Redis runs commands of one connection in order,
+    // so a message is queued for its sessions before any batch that carries it reaches another
+    // node (whose worker may then journal its delivery).
+    const store = new RedisSessionStore(bus.commandConnection, {
       prefix: config.redisPrefix,
       // The store bounds all of a session's deliveries: the queue and the inflight window.
       maxQueued: config.maxQueued + config.maxInflight,
       overflowPolicy: config.queueOverflow,
       maxInflight: config.maxInflight,
     });
-    g.storeConnection = connection;
     const limits = {
       maxInflight: config.maxInflight,
       maxQueued: config.maxQueued,
@@ -169,7 +166,29 @@ export class NodeGateway {
     return g;
   }
 
-  private storeConnection: { disconnect(): void } | null = null;
+  /**
+   * The gateway of a node on its own that keeps persistent sessions and retained messages in
+   * `config.dataDir` (SQLite), so they survive a restart, SIGKILL included. A directory that
+   * cannot be used stops start-up with one line (TERN_STORE_FAILED).
+   */
+  static async local(config: BrokerConfig, log: Logger, index: number): Promise<NodeGateway> {
+    // Loaded only here: a node without a data directory never loads the SQLite addon.
+    const { DiskSessionStore } = await import('@tern/session/disk');
+    const store = new DiskSessionStore(config.dataDir, {
+      maxQueued: config.maxQueued + config.maxInflight,
+      overflowPolicy: config.queueOverflow,
+    });
+    const g = new NodeGateway(index, new LocalBus(config.nodeName, store, store.nextStartNumber() % NODE_NUMBERS), log);
+    const limits = {
+      maxInflight: config.maxInflight,
+      maxQueued: config.maxQueued,
+      overflowPolicy: config.queueOverflow,
+    };
+    g.sessions = new ClusterSessions(g.bus, store, limits, log, config.clusterNodeTimeoutMs, (filter, delta) =>
+      g.want(filter, delta),
+    );
+    return g;
+  }
 
   /** This node's number in the cluster: the high part of its message ids. */
   get nodeNumber(): number {
@@ -209,10 +228,15 @@ export class NodeGateway {
     });
     this.flush();
     await Promise.all(this.workers.map((worker) => this.ping(worker)));
-    this.log.info(
-      { nodes: this.nodes.size, remoteFilters: this.wanted.size, persistentSessions: this.sessions?.sessionCount ?? 0 },
-      'joined the cluster through Redis',
-    );
+    const persistentSessions = this.sessions?.sessionCount ?? 0;
+    if (this.bus instanceof LocalBus) {
+      this.log.info({ persistentSessions }, 'persistent sessions and retained messages are kept in the data directory');
+    } else {
+      this.log.info(
+        { nodes: this.nodes.size, remoteFilters: this.wanted.size, persistentSessions },
+        'joined the cluster through Redis',
+      );
+    }
   }
 
   get stats(): GatewayStats {
@@ -232,10 +256,10 @@ export class NodeGateway {
   /** Leaves the cluster: the other nodes stop routing here at once. */
   async close(): Promise<void> {
     this.flush();
+    this.sessions?.stop();
     await this.settled();
     await this.bus.close();
     await this.sessions?.store.close();
-    this.storeConnection?.disconnect();
   }
 
   // ---- from the workers ----
@@ -259,9 +283,13 @@ export class NodeGateway {
         return;
       }
       case 'ping':
-        // Everything the worker sent before the ping is handled; answer when Redis has it.
+        // Everything the worker sent before the ping is handled; answer when Redis has it,
+        // and for a wide barrier (a SUBACK, a retained PUBACK) once every node has applied it.
         this.flushOutgoing();
-        void this.settled().then(() => this.sendTo(worker, { t: 'pong', n: data.n }));
+        void this.settled()
+          .then(() => (data.wide === true ? this.bus.clusterBarrier() : undefined))
+          .catch((err: unknown) => this.log.warn({ err }, 'cluster barrier failed'))
+          .then(() => this.sendTo(worker, { t: 'pong', n: data.n }));
         return;
       case 'journal':
         this.sessions?.journal(data.ops);
@@ -270,8 +298,11 @@ export class NodeGateway {
         this.pings.get(data.n)?.();
         this.pings.delete(data.n);
         return;
+      case 'drop-stub':
+        // A worker adopted a session from the store and every node now routes to it.
+        void this.catchUp(worker, data.clientId);
+        return;
       default:
-        // Session moves are between the workers of one node: never addressed here.
         return;
     }
   }
@@ -416,6 +447,49 @@ export class NodeGateway {
         this.log.error({ err }, 'session store write failed');
       }),
     ]).then(() => {});
+  }
+
+  /**
+   * A session read from the store reached its worker; every node routes to it now. What was
+   * queued for it in the store after it was read (and could not reach it directly, since the
+   * routes were not there yet) goes to it now, then the worker delivers what it held meanwhile
+   * that this did not bring: nothing is missed, nothing is delivered twice.
+   */
+  private async catchUp(worker: WorkerPort, clientId: string): Promise<void> {
+    const sessions = this.sessions;
+    const known = sessions?.loadedIds.get(clientId);
+    sessions?.loadedIds.delete(clientId);
+    if (sessions !== null && known !== undefined) {
+      try {
+        await this.settled();
+        const stored = await sessions.store.load(clientId);
+        for (const d of stored?.deliveries ?? []) {
+          if (known.has(d.message.id)) continue;
+          const m = d.message;
+          this.append(worker, {
+            id: m.id,
+            time: m.time,
+            topic: m.topic,
+            payload: m.payload,
+            qos: m.qos,
+            retain: false,
+            origin: m.origin,
+            properties: null,
+            target: clientId,
+            targetQos: d.qos,
+          });
+        }
+      } catch (err) {
+        this.log.warn({ err, clientId }, 'could not read what was queued for a resumed session meanwhile');
+      }
+    }
+    this.sendTo(worker, { t: 'stub-dropped', clientId });
+  }
+
+  /** Another node's barrier: answered once this node's workers have what came before it. */
+  private applyBarrier(done: () => void): void {
+    this.flushWanted();
+    void Promise.all(this.workers.map((worker) => this.ping(worker))).then(done);
   }
 
   /** Another node takes `clientId` over: let it go here, store what it had, then say so. */

@@ -143,6 +143,10 @@ export class Supervisor {
       // Client ids are taken cluster-wide; another node taking one makes this node let go.
       this.registry.cluster = gateway;
       gateway.onRelease = (clientId) => this.registry.evict(clientId);
+    } else if (this.config.dataDir !== '') {
+      const gateway = await NodeGateway.local(this.config, this.log, count);
+      this.gateway = gateway;
+      this.registry.cluster = gateway;
     }
     const entry = new URL('./worker-entry.js', import.meta.url);
     const openCount = new Int32Array(new SharedArrayBuffer(4));

@@ -17,9 +17,9 @@
  * answers in order). The check-and-set steps (queue bound, reference counts) are Lua scripts,
  * atomic in Redis [DESIGN.md: Lua where a check-and-set must be atomic].
  */
-import { decode, encode } from '@msgpack/msgpack';
 import type { QoS } from '@tern/protocol';
 import type { Cluster, Redis } from 'ioredis';
+import { decodeStoredMessage, encodeStoredMessage } from './message-codec.js';
 import {
   type SessionStore,
   type StoredDelivery,
@@ -191,7 +191,7 @@ export class RedisSessionStore implements SessionStore {
       if (body === null || body === undefined || state === undefined) return;
       const [qos, packetId, released] = state.split(',').map(Number) as [number, number, number];
       deliveries.push({
-        message: decodeMessage(Number(id), body),
+        message: decodeStoredMessage(Number(id), body),
         qos: qos as 1 | 2,
         packetId,
         released: released === 1,
@@ -254,7 +254,7 @@ export class RedisSessionStore implements SessionStore {
         ...keys,
         this.tag,
         String(message.id),
-        encodeMessage(message),
+        encodeStoredMessage(message),
         o.maxQueued,
         o.overflowPolicy,
         o.maxInflight,
@@ -328,21 +328,4 @@ export class RedisSessionStore implements SessionStore {
     const k = this.keys(clientId);
     return [k.s, k.sub, k.q, k.d, k.in2, `${this.tag}:rc`, `${this.tag}:psubs`];
   }
-}
-
-function encodeMessage(m: StoredMessage): Buffer {
-  const bytes = encode([m.topic, m.payload, m.qos, m.retain, m.origin, m.time]);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function decodeMessage(id: number, body: Buffer): StoredMessage {
-  const [topic, payload, qos, retain, origin, time] = decode(body) as [
-    string,
-    Uint8Array,
-    QoS,
-    boolean,
-    string,
-    number,
-  ];
-  return { id, topic, payload, qos, retain, origin, time };
 }

@@ -1,0 +1,54 @@
+/**
+ * The bus of a node on its own with a data directory (`--data-dir`): no other node to talk
+ * to, so routes and barriers are no-ops and the client id is always this node's; retained
+ * messages go to the disk store. With it the node's gateway keeps persistent sessions and
+ * retained messages on disk exactly as a cluster's gateway keeps them in Redis.
+ */
+import type { NodeBus } from '@tern/cluster';
+import type { DiskSessionStore } from '@tern/session/disk';
+
+export class LocalBus implements NodeBus {
+  readonly nodeId: string;
+  readonly nodeNumber: number;
+  readonly connected = true;
+  private readonly disk: DiskSessionStore;
+
+  /** `nodeNumber` must differ from every earlier start's (message ids are stored across starts). */
+  constructor(nodeName: string, disk: DiskSessionStore, nodeNumber: number) {
+    this.nodeId = nodeName;
+    this.disk = disk;
+    this.nodeNumber = nodeNumber;
+  }
+
+  async start(load: (routes: Map<string, string[]>, retained: Uint8Array[]) => void | Promise<void>): Promise<void> {
+    await load(new Map(), this.disk.loadRetained());
+  }
+
+  storeRetained(entries: readonly [string, Uint8Array | null][]): void {
+    for (const [topic, record] of entries) this.disk.storeRetained(topic, record);
+  }
+
+  flushed(): Promise<void> {
+    return this.disk.flushed();
+  }
+
+  claimOwner(): Promise<string | null> {
+    return Promise.resolve(null);
+  }
+
+  clusterBarrier(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {}
+
+  // Nothing to tell: there is no other node.
+  sendBatch(): void {}
+  addRoutes(): void {}
+  removeRoutes(): void {}
+  replaceRoutes(): void {}
+  sessionChanged(): void {}
+  requestRelease(): void {}
+  sendReleased(): void {}
+  setWill(): void {}
+}

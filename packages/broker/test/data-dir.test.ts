@@ -1,0 +1,150 @@
+/**
+ * A node on its own with --data-dir keeps persistent sessions, their queued and in-flight
+ * messages and the retained messages on disk as they change: after a restart, graceful or
+ * SIGKILL, a client resumes with session present and gets everything it was owed, in order,
+ * and new subscribers get the retained messages. The real CLI, killed for real.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Packet } from '@tern/protocol';
+import { RawClient } from '@tern/testkit';
+import t, { type Test } from 'tap';
+import { type Running, startCli, tern } from './support/cli.js';
+
+type Publish = Extract<Packet, { cmd: 'publish' }>;
+
+function dataDir(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tern-data-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function node(t: Test, dir: string): Promise<Running> {
+  const running = await startCli(['--workers', '2', '--data-dir', dir]);
+  t.teardown(() => {
+    if (running.child.exitCode === null) running.child.kill('SIGKILL');
+  });
+  return running;
+}
+
+async function connect(t: Test, port: number, clientId: string, clean: boolean) {
+  const { client, connack } = await RawClient.connected(port, { clientId, clean });
+  t.teardown(() => client.destroy());
+  return { c: client, connack };
+}
+
+async function publishQos1(c: RawClient, topic: string, payloads: string[], retain = false): Promise<void> {
+  let id = 1;
+  for (const payload of payloads) {
+    c.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false, messageId: id++ });
+    await c.expect('puback');
+  }
+}
+
+async function receive(c: RawClient, n: number, ack: boolean): Promise<Publish[]> {
+  const out: Publish[] = [];
+  while (out.length < n) {
+    const p = await c.next();
+    if (p.cmd !== 'publish') throw new Error(`expected publish, got ${p.cmd}`);
+    if (ack && p.qos === 1) c.send({ cmd: 'puback', messageId: p.messageId as number });
+    out.push(p);
+  }
+  return out;
+}
+
+const numbered = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+const texts = (ps: Publish[]) => ps.map((p) => p.payload.toString());
+
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  t.test(`after ${signal} the sessions, queues and retained messages are all there`, async (t) => {
+    const dir = dataDir(t);
+    const first = await node(t, dir);
+    const device = await connect(t, first.port, 'device', false);
+    device.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cmd/#', qos: 1 }] });
+    await device.c.expect('suback');
+    const pub = await connect(t, first.port, 'controller', true);
+    await publishQos1(pub.c, 'state/lamp', ['on'], true);
+    // In flight to the device and never acknowledged...
+    await publishQos1(pub.c, 'cmd/lamp', numbered(5, 'sent'));
+    t.same(texts(await receive(device.c, 5, false)), numbered(5, 'sent'));
+    // ...and queued while it is away.
+    device.c.destroy();
+    await first.waitForLog((l) => l.msg.startsWith('connection closed') && l.clientId === 'device');
+    await publishQos1(pub.c, 'cmd/lamp', numbered(5, 'queued'));
+
+    first.child.kill(signal);
+    await first.exited;
+
+    const second = await node(t, dir);
+    const back = await connect(t, second.port, 'device', false);
+    t.equal(back.connack.sessionPresent, true, 'session present after the restart');
+    const owed = await receive(back.c, 10, true);
+    t.same(texts(owed), [...numbered(5, 'sent'), ...numbered(5, 'queued')], 'every message it was owed, in order');
+    t.ok(
+      owed.slice(0, 5).every((p) => p.dup),
+      'the ones in flight come again with DUP=1 [MQTT-4.4.0-1]',
+    );
+    const again = await connect(t, second.port, 'controller', true);
+    await publishQos1(again.c, 'cmd/lamp', ['fresh']);
+    t.same(texts(await receive(back.c, 1, true)), ['fresh'], 'its subscription is live again');
+
+    const reader = await connect(t, second.port, 'reader', true);
+    reader.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'state/#', qos: 0 }] });
+    await reader.c.expect('suback');
+    const retained = await reader.c.expect('publish');
+    t.same([retained.topic, retained.payload.toString(), retained.retain], ['state/lamp', 'on', true]);
+  });
+}
+
+t.test('acknowledged messages are not delivered again after a restart', async (t) => {
+  const dir = dataDir(t);
+  const first = await node(t, dir);
+  const device = await connect(t, first.port, 'acker', false);
+  device.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/#', qos: 1 }] });
+  await device.c.expect('suback');
+  const pub = await connect(t, first.port, 'p', true);
+  await publishQos1(pub.c, 'a/1', numbered(3, 'done'));
+  await receive(device.c, 3, true);
+  // A PINGREQ after the PUBACKs: once it is answered the broker has handled them.
+  device.c.send({ cmd: 'pingreq' });
+  await device.c.expect('pingresp');
+  await device.c.disconnect();
+  await publishQos1(pub.c, 'a/1', ['owed']);
+  first.child.kill('SIGTERM');
+  await first.exited;
+
+  const second = await node(t, dir);
+  const back = await connect(t, second.port, 'acker', false);
+  t.equal(back.connack.sessionPresent, true);
+  t.same(texts(await receive(back.c, 1, true)), ['owed'], 'only what was not acknowledged');
+});
+
+t.test('a clean start empties the stored session', async (t) => {
+  const dir = dataDir(t);
+  const first = await node(t, dir);
+  const device = await connect(t, first.port, 'cleaner', false);
+  device.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'b/#', qos: 1 }] });
+  await device.c.expect('suback');
+  await device.c.disconnect();
+  const clean = await connect(t, first.port, 'cleaner', true);
+  t.equal(clean.connack.sessionPresent, false);
+  await clean.c.disconnect();
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const second = await node(t, dir);
+  const back = await connect(t, second.port, 'cleaner', false);
+  t.equal(back.connack.sessionPresent, false, 'nothing came back');
+});
+
+t.test('a data directory that cannot be used, or one combined with redis, stops start-up with one line', async (t) => {
+  const dir = dataDir(t);
+  writeFileSync(join(dir, 'file'), 'not a directory');
+  const bad = await tern(['--port', '0', '--no-metrics', '--data-dir', join(dir, 'file', 'data')]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /^tern: cannot open the data directory .*file\/data/);
+  t.equal(bad.stderr.trim().split('\n').length, 1);
+  const both = await tern(['--port', '0', '--no-metrics', '--data-dir', dir, '--redis', 'redis://127.0.0.1:1']);
+  t.equal(both.code, 1);
+  t.match(both.stderr, /^tern: dataDir and redis cannot be combined/);
+});
