@@ -55,27 +55,22 @@ export function releaseSession(broker: Broker, clientId: string, clean: boolean,
  * asks for the stub to be dropped once every member routes to this one.
  */
 export function adoptMovedSession(broker: Broker, bytes: Uint8Array, from: number): Session | null {
-  const link = broker.link;
   const [session] = decodeSnapshot(bytes, broker.sessionLimits).sessions;
-  if (session === undefined || link === null) return null;
+  return session === undefined ? null : adoptArriving(broker, session, from);
+}
+
+/**
+ * Adopts `session` arriving from member `from` (another worker, or the gateway for one read
+ * from the store): what reaches it directly is held until `from` has sent what it kept.
+ */
+export function adoptArriving(broker: Broker, session: Session, from: number): Session | null {
+  const link = broker.link;
+  if (link === null) return null;
   const stale = broker.sessions.get(session.clientId);
   if (stale !== undefined) broker.endSession(stale);
   session.handover = { from, seen: new Set(), held: [] };
   broker.adoptSession(session);
   void link.barrier().then(() => link.dropStub(from, session.clientId));
-  return session;
-}
-
-/**
- * A session read from the cluster's store (it was held by another node, alive or dead):
- * adopted as it is, with no stub to wait for.
- */
-export function adoptStoredSession(broker: Broker, bytes: Uint8Array): Session | null {
-  const [session] = decodeSnapshot(bytes, broker.sessionLimits).sessions;
-  if (session === undefined) return null;
-  const stale = broker.sessions.get(session.clientId);
-  if (stale !== undefined) broker.endSession(stale);
-  broker.adoptSession(session);
   return session;
 }
 

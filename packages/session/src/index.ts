@@ -11,8 +11,12 @@ export {
 } from './session.js';
 export { decodeSnapshot, encodeSnapshot, type SnapshotContents, SnapshotError } from './snapshot.js';
 export { MemorySessionStore } from './store/memory-store.js';
+export { decodeStoredMessage, encodeStoredMessage } from './store/message-codec.js';
 export { RedisSessionStore, type RedisStoreOptions } from './store/redis-store.js';
 export {
+  decodeSession,
+  type EncodedDelivery,
+  type EncodedSession,
   type SessionStore,
   type StoredDelivery,
   type StoredMessage,
@@ -20,4 +24,3 @@ export {
   StoreError,
   type StoreLimits,
 } from './store/session-store.js';
-export { messageFromStored, sessionFromStored } from './store/stored-session.js';

@@ -99,6 +99,12 @@ export function storeContract(t: Test, make: MakeStore): void {
     t.equal(first?.qos, 1);
     t.equal(first?.retain, false);
     t.same(await payloads(store, 'b'), ['one']);
+    const skipped = await store.load('a', new Set([a?.deliveries[0]?.message.id as number]));
+    t.same(
+      skipped?.deliveries.map((d) => d.message.topic),
+      ['t/ü', 't/3'],
+      'load leaves out the deliveries it is told to skip',
+    );
     t.equal(await store.load('ghost'), null, 'no session is made for a target without one');
     t.equal(await h.storedMessages(), 3);
   });

@@ -7,8 +7,9 @@ import type { Claim } from '../cluster-link.js';
 import { resume } from '../delivery.js';
 import { refuseWhileMemoryHigh } from '../limits/memory.js';
 import { publishTopicAllowed } from '../limits/topic-limits.js';
-import { adoptMovedSession, adoptStoredSession, currentBroker } from '../session-moves.js';
+import { adoptArriving, adoptMovedSession, currentBroker } from '../session-moves.js';
 import type { RejectReason } from '../stats.js';
+import { decodeStoredSession } from '../stored-session-transfer.js';
 
 /**
  * CONNECT: checks the client id and the credentials (password file, anonymous rule, will
@@ -145,10 +146,12 @@ function claimed(client: Client, packet: ConnectPacket, claim: Claim): void {
     // A session read from the store arrives like one moved from another worker, with the
     // gateway as its old holder: what reaches it directly is held until the gateway has sent
     // what was queued in the store after it was read (see NodeGateway.catchUp).
-    const link = broker.link;
-    const gateway = link?.gatewayMember ?? -1;
-    if (claim.from === -1 && gateway < 0) adoptStoredSession(broker, claim.session);
-    else adoptMovedSession(broker, claim.session, claim.from === -1 ? gateway : claim.from);
+    if (claim.from === -1) {
+      const gateway = broker.link?.gatewayMember ?? -1;
+      adoptArriving(broker, decodeStoredSession(claim.session, broker.sessionLimits), gateway);
+    } else {
+      adoptMovedSession(broker, claim.session, claim.from);
+    }
   }
   if (client.state === 'closed') {
     // The socket went away meanwhile. A session that moved here stays (offline); with a

@@ -14,8 +14,9 @@
 import type { Forwarded, NodeBus } from '@tern/cluster';
 import type { QoS } from '@tern/protocol';
 import { SubscriptionIndex } from '@tern/router';
-import { encodeSnapshot, type SessionLimits, type SessionStore, sessionFromStored } from '@tern/session';
+import type { SessionStore } from '@tern/session';
 import type { Logger } from '../logger.js';
+import { encodeStoredSession } from '../stored-session-transfer.js';
 import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
 import type { JournalOp } from './messages.js';
 import { encodeWill } from './wills.js';
@@ -29,7 +30,6 @@ export type InterestChange = (filter: string, delta: 1 | -1) => void;
 export class ClusterSessions {
   private readonly bus: NodeBus;
   readonly store: SessionStore;
-  private readonly limits: SessionLimits;
   private readonly log: Logger;
   private readonly interest: InterestChange;
   /** filter -> client id -> granted QoS, for every persistent session in the cluster. */
@@ -61,17 +61,9 @@ export class ClusterSessions {
   private readonly lastSeen = new Map<number, number>();
   private readonly sweepTimer: NodeJS.Timeout;
 
-  constructor(
-    bus: NodeBus,
-    store: SessionStore,
-    limits: SessionLimits,
-    log: Logger,
-    releaseTimeoutMs: number,
-    interest: InterestChange,
-  ) {
+  constructor(bus: NodeBus, store: SessionStore, log: Logger, releaseTimeoutMs: number, interest: InterestChange) {
     this.bus = bus;
     this.store = store;
-    this.limits = limits;
     this.log = log;
     this.releaseTimeoutMs = releaseTimeoutMs;
     this.interest = interest;
@@ -231,11 +223,10 @@ export class ClusterSessions {
       return null;
     }
     if (!present || local) return null;
-    const stored = await this.store.load(clientId);
+    const stored = await this.store.loadEncoded(clientId);
     if (stored === null) return null;
-    this.loadedIds.set(clientId, new Set(stored.deliveries.map((d) => d.message.id)));
-    const session = sessionFromStored(stored, this.limits);
-    return encodeSnapshot({ sessions: [session], retained: [] });
+    this.loadedIds.set(clientId, new Set(stored.deliveries.map((d) => d.id)));
+    return encodeStoredSession(stored);
   }
 
   /** The other node's answer to our release request. */

@@ -155,12 +155,7 @@ export class NodeGateway {
       overflowPolicy: config.queueOverflow,
       maxInflight: config.maxInflight,
     });
-    const limits = {
-      maxInflight: config.maxInflight,
-      maxQueued: config.maxQueued,
-      overflowPolicy: config.queueOverflow,
-    };
-    g.sessions = new ClusterSessions(bus, store, limits, g.log, config.clusterNodeTimeoutMs, (filter, delta) =>
+    g.sessions = new ClusterSessions(bus, store, g.log, config.clusterNodeTimeoutMs, (filter, delta) =>
       g.want(filter, delta),
     );
     return g;
@@ -179,12 +174,7 @@ export class NodeGateway {
       overflowPolicy: config.queueOverflow,
     });
     const g = new NodeGateway(index, new LocalBus(config.nodeName, store, store.nextStartNumber() % NODE_NUMBERS), log);
-    const limits = {
-      maxInflight: config.maxInflight,
-      maxQueued: config.maxQueued,
-      overflowPolicy: config.queueOverflow,
-    };
-    g.sessions = new ClusterSessions(g.bus, store, limits, log, config.clusterNodeTimeoutMs, (filter, delta) =>
+    g.sessions = new ClusterSessions(g.bus, store, log, config.clusterNodeTimeoutMs, (filter, delta) =>
       g.want(filter, delta),
     );
     return g;
@@ -462,9 +452,8 @@ export class NodeGateway {
     if (sessions !== null && known !== undefined) {
       try {
         await this.settled();
-        const stored = await sessions.store.load(clientId);
+        const stored = await sessions.store.load(clientId, known);
         for (const d of stored?.deliveries ?? []) {
-          if (known.has(d.message.id)) continue;
           const m = d.message;
           this.append(worker, {
             id: m.id,

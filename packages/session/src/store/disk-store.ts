@@ -14,6 +14,9 @@ import type { QoS } from '@tern/protocol';
 import Database from 'better-sqlite3';
 import { decodeStoredMessage, encodeStoredMessage } from './message-codec.js';
 import {
+  decodeSession,
+  type EncodedDelivery,
+  type EncodedSession,
   type SessionStore,
   type StoredDelivery,
   type StoredMessage,
@@ -131,17 +134,22 @@ export class DiskSessionStore implements SessionStore {
     return existed;
   }
 
-  async load(clientId: string): Promise<StoredSession | null> {
+  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null> {
+    return decodeSession(await this.loadEncoded(clientId, skip), decodeStoredMessage);
+  }
+
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null> {
     this.commitNow();
     const header = this.s.sessionExists.get(clientId) as { expiry: number } | undefined;
     if (header === undefined) return null;
-    const rows = this.s.deliveriesOf.all(clientId) as {
+    const all = this.s.deliveriesOf.all(clientId) as {
       id: number;
       qos: 1 | 2;
       packetId: number;
       released: number;
       body: Buffer;
     }[];
+    const rows = skip === undefined ? all : all.filter((r) => !skip.has(r.id));
     return {
       clientId,
       expiryInterval: header.expiry < 0 ? Number.POSITIVE_INFINITY : header.expiry,
@@ -149,11 +157,12 @@ export class DiskSessionStore implements SessionStore {
         (r): [string, QoS] => [r.filter, r.qos],
       ),
       deliveries: rows.map(
-        (r): StoredDelivery => ({
-          message: decodeStoredMessage(r.id, r.body),
+        (r): EncodedDelivery => ({
+          id: r.id,
           qos: r.qos,
           packetId: r.packetId,
           released: r.released === 1,
+          body: r.body,
         }),
       ),
       incomingQos2: (this.s.incomingOf.all(clientId) as { id: number }[]).map((r) => r.id),

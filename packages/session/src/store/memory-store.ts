@@ -4,7 +4,15 @@
  * contract suite runs on all of them).
  */
 import type { QoS } from '@tern/protocol';
-import type { SessionStore, StoredDelivery, StoredMessage, StoredSession, StoreLimits } from './session-store.js';
+import { encodeStoredMessage } from './message-codec.js';
+import type {
+  EncodedSession,
+  SessionStore,
+  StoredDelivery,
+  StoredMessage,
+  StoredSession,
+  StoreLimits,
+} from './session-store.js';
 
 interface Entry {
   id: number;
@@ -51,14 +59,14 @@ export class MemorySessionStore implements SessionStore {
     return false;
   }
 
-  async load(clientId: string): Promise<StoredSession | null> {
+  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null> {
     const r = this.sessions.get(clientId);
     if (r === undefined) return null;
     return {
       clientId,
       expiryInterval: r.expiryInterval,
       subscriptions: [...r.subscriptions],
-      deliveries: r.deliveries.map(
+      deliveries: (skip === undefined ? r.deliveries : r.deliveries.filter((e) => !skip.has(e.id))).map(
         (e): StoredDelivery => ({
           message: (this.messages.get(e.id) as { message: StoredMessage }).message,
           qos: e.qos,
@@ -67,6 +75,21 @@ export class MemorySessionStore implements SessionStore {
         }),
       ),
       incomingQos2: [...r.incomingQos2],
+    };
+  }
+
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null> {
+    const loaded = await this.load(clientId, skip);
+    if (loaded === null) return null;
+    return {
+      ...loaded,
+      deliveries: loaded.deliveries.map((d) => ({
+        id: d.message.id,
+        qos: d.qos,
+        packetId: d.packetId,
+        released: d.released,
+        body: encodeStoredMessage(d.message),
+      })),
     };
   }
 

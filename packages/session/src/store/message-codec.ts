@@ -1,21 +1,51 @@
-/** A stored message's bytes (msgpack), the same in every store that keeps messages as bytes. */
-import { decode, encode } from '@msgpack/msgpack';
+/**
+ * A stored message's bytes, the same in every store that keeps messages as bytes, and what a
+ * gateway hands a worker when a session resumes: a small binary layout that reads without a
+ * general-purpose decoder (a long queue is read back at every resume on another node).
+ *
+ *   u8   flags: bits 0-1 QoS, bit 2 retain
+ *   f64  time (LE)
+ *   u16  topic length (LE), then the topic (UTF-8)
+ *   u16  origin length (LE), then the origin client id (UTF-8)
+ *   the payload, to the end
+ *
+ * The message id is not inside: stores keep it as the body's key.
+ */
 import type { QoS } from '@tern/protocol';
-import type { StoredMessage } from './session-store.js';
+import { type StoredMessage, StoreError } from './session-store.js';
+
+const FIXED = 1 + 8 + 2 + 2;
 
 export function encodeStoredMessage(m: StoredMessage): Buffer {
-  const bytes = encode([m.topic, m.payload, m.qos, m.retain, m.origin, m.time]);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const topicLength = Buffer.byteLength(m.topic);
+  const originLength = Buffer.byteLength(m.origin);
+  const out = Buffer.allocUnsafe(FIXED + topicLength + originLength + m.payload.byteLength);
+  out[0] = (m.qos & 3) | (m.retain ? 4 : 0);
+  out.writeDoubleLE(m.time, 1);
+  out.writeUInt16LE(topicLength, 9);
+  let p = 11 + out.write(m.topic, 11, topicLength, 'utf8');
+  out.writeUInt16LE(originLength, p);
+  p += 2;
+  p += out.write(m.origin, p, originLength, 'utf8');
+  out.set(m.payload, p);
+  return out;
 }
 
+/** Reads a body back; the payload is a view of `body`. Throws StoreError for a broken body. */
 export function decodeStoredMessage(id: number, body: Uint8Array): StoredMessage {
-  const [topic, payload, qos, retain, origin, time] = decode(body) as [
-    string,
-    Uint8Array,
-    QoS,
-    boolean,
-    string,
-    number,
-  ];
-  return { id, topic, payload, qos, retain, origin, time };
+  const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (b.length < FIXED) throw new StoreError(`stored message ${id} is ${b.length} bytes: too short`);
+  const topicEnd = 11 + b.readUInt16LE(9);
+  if (topicEnd + 2 > b.length) throw new StoreError(`stored message ${id}: topic runs past its end`);
+  const originEnd = topicEnd + 2 + b.readUInt16LE(topicEnd);
+  if (originEnd > b.length) throw new StoreError(`stored message ${id}: origin runs past its end`);
+  return {
+    id,
+    topic: b.toString('utf8', 11, topicEnd),
+    origin: b.toString('utf8', topicEnd + 2, originEnd),
+    payload: b.subarray(originEnd),
+    qos: ((b[0] as number) & 3) as QoS,
+    retain: ((b[0] as number) & 4) !== 0,
+    time: b.readDoubleLE(1),
+  };
 }

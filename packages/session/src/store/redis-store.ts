@@ -21,6 +21,9 @@ import type { QoS } from '@tern/protocol';
 import type { Cluster, Redis } from 'ioredis';
 import { decodeStoredMessage, encodeStoredMessage } from './message-codec.js';
 import {
+  decodeSession,
+  type EncodedDelivery,
+  type EncodedSession,
   type SessionStore,
   type StoredDelivery,
   type StoredMessage,
@@ -102,21 +105,30 @@ if refs > 0 then
 end
 return refs`;
 
-/** KEYS: d; ARGV: id, packetId or '' , released ('1' or ''). Updates a delivery's state if it exists. */
-const MARK = `
-local state = redis.call('HGET', KEYS[1], ARGV[1])
-if not state then return 0 end
-local qos, pid, rel = string.match(state, '^(%d+),(%d+),(%d+)$')
-if ARGV[2] ~= '' then pid = ARGV[2] end
-if ARGV[3] ~= '' then rel = ARGV[3] end
-redis.call('HSET', KEYS[1], ARGV[1], qos .. ',' .. pid .. ',' .. rel)
-return 1`;
-
-/** KEYS: q d rc; ARGV: prefix, id. */
-const COMPLETE = `${RELEASE_FN}
-if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 then
-  redis.call('LREM', KEYS[1], 1, ARGV[2])
-  release(KEYS[3], ARGV[1], ARGV[2])
+/**
+ * The delivery changes of one turn, in the order they happened, in one call: KEYS[1] = rc
+ * (it routes the call to the slot of the hash tag), ARGV: prefix, then groups of four:
+ * 's' client id packetId (sent) | 'r' client id '' (PUBREC) | 'c' client id '' (complete).
+ * A change to a delivery that is not there changes nothing.
+ */
+const APPLY = `${RELEASE_FN}
+local prefix = ARGV[1]
+for i = 2, #ARGV, 4 do
+  local op, client, id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local d = prefix .. ':d:' .. client
+  if op == 'c' then
+    if redis.call('HDEL', d, id) == 1 then
+      redis.call('LREM', prefix .. ':q:' .. client, 1, id)
+      release(KEYS[1], prefix, id)
+    end
+  else
+    local state = redis.call('HGET', d, id)
+    if state then
+      local qos, pid, rel = string.match(state, '^(%d+),(%d+),(%d+)$')
+      if op == 's' then pid = ARGV[i + 3] else rel = '1' end
+      redis.call('HSET', d, id, qos .. ',' .. pid .. ',' .. rel)
+    end
+  end
 end
 return 1`;
 
@@ -124,8 +136,7 @@ interface Scripts {
   ternOpen(...args: (string | number)[]): Promise<number>;
   ternDelete(...args: (string | number)[]): Promise<number>;
   ternEnqueue(...args: (string | number | Buffer)[]): Promise<number>;
-  ternMark(...args: (string | number)[]): Promise<number>;
-  ternComplete(...args: (string | number)[]): Promise<number>;
+  ternApply(...args: string[]): Promise<number>;
 }
 
 export interface RedisStoreOptions extends StoreLimits {
@@ -141,6 +152,9 @@ export class RedisSessionStore implements SessionStore {
   private readonly options: RedisStoreOptions;
   private readonly tag: string;
   private lastWrite: Promise<unknown> = Promise.resolve();
+  /** Delivery changes gathered this turn (see mark()). */
+  private marks: string[] = [];
+  private marksScheduled = false;
   private failure: Error | null = null;
 
   /** Uses `redis` (connected, owned by the caller) for every read and write. */
@@ -151,12 +165,12 @@ export class RedisSessionStore implements SessionStore {
     redis.defineCommand('ternOpen', { numberOfKeys: 7, lua: OPEN });
     redis.defineCommand('ternDelete', { numberOfKeys: 7, lua: DELETE });
     redis.defineCommand('ternEnqueue', { lua: ENQUEUE });
-    redis.defineCommand('ternMark', { numberOfKeys: 1, lua: MARK });
-    redis.defineCommand('ternComplete', { numberOfKeys: 3, lua: COMPLETE });
+    redis.defineCommand('ternApply', { numberOfKeys: 1, lua: APPLY });
     this.scripts = redis as unknown as Scripts;
   }
 
   async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+    this.flushMarks();
     const expiry = Number.isFinite(expiryInterval) ? String(expiryInterval) : 'inf';
     const resumed = await this.track(
       this.scripts.ternOpen(...this.sessionKeys(clientId), this.tag, clientId, expiry, cleanStart ? '1' : '0'),
@@ -165,7 +179,12 @@ export class RedisSessionStore implements SessionStore {
     return resumed === 1;
   }
 
-  async load(clientId: string): Promise<StoredSession | null> {
+  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null> {
+    return decodeSession(await this.loadEncoded(clientId, skip), decodeStoredMessage);
+  }
+
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null> {
+    this.flushMarks();
     const k = this.keys(clientId);
     const replies = await this.redis
       .pipeline()
@@ -180,22 +199,18 @@ export class RedisSessionStore implements SessionStore {
     const expiry = replies[0]?.[1] as string | null;
     if (expiry === null) return null;
     const subs = replies[1]?.[1] as Record<string, string>;
-    const ids = replies[2]?.[1] as string[];
+    const listed = replies[2]?.[1] as string[];
+    const ids = skip === undefined ? listed : listed.filter((id) => !skip.has(Number(id)));
     const states = replies[3]?.[1] as Record<string, string>;
     const in2 = replies[4]?.[1] as string[];
     const bodies = ids.length === 0 ? [] : await this.redis.mgetBuffer(...ids.map((id) => `${this.tag}:m:${id}`));
-    const deliveries: StoredDelivery[] = [];
+    const deliveries: EncodedDelivery[] = [];
     ids.forEach((id, i) => {
       const body = bodies[i];
       const state = states[id];
       if (body === null || body === undefined || state === undefined) return;
       const [qos, packetId, released] = state.split(',').map(Number) as [number, number, number];
-      deliveries.push({
-        message: decodeStoredMessage(Number(id), body),
-        qos: qos as 1 | 2,
-        packetId,
-        released: released === 1,
-      });
+      deliveries.push({ id: Number(id), qos: qos as 1 | 2, packetId, released: released === 1, body });
     });
     return {
       clientId,
@@ -207,6 +222,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async loadSubscriptions(): Promise<Map<string, [string, QoS][]>> {
+    this.flushMarks();
     const out = new Map<string, [string, QoS][]>();
     const all = await this.redis.hgetall(`${this.tag}:psubs`);
     for (const [key, qos] of Object.entries(all)) {
@@ -223,6 +239,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   subscribe(clientId: string, filter: string, qos: QoS): void {
+    this.flushMarks();
     const k = this.keys(clientId);
     this.issue(
       this.redis.multi().hset(k.sub, filter, qos).hset(`${this.tag}:psubs`, `${clientId}\0${filter}`, qos).exec(),
@@ -231,6 +248,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   unsubscribe(clientId: string, filter: string): void {
+    this.flushMarks();
     const k = this.keys(clientId);
     this.issue(
       this.redis.multi().hdel(k.sub, filter).hdel(`${this.tag}:psubs`, `${clientId}\0${filter}`).exec(),
@@ -239,6 +257,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   enqueue(message: StoredMessage, targets: readonly (readonly [string, 1 | 2])[]): void {
+    this.flushMarks();
     if (targets.length === 0) return;
     const keys: string[] = [`${this.tag}:rc`, `${this.tag}:m:${message.id}`];
     const qos: string[] = [];
@@ -264,29 +283,49 @@ export class RedisSessionStore implements SessionStore {
     );
   }
 
+  // Sent, PUBREC and completion come by the thousand while a queue drains: gathered per turn
+  // into one script call (one command to write instead of thousands).
   sent(clientId: string, id: number, packetId: number): void {
-    this.issue(this.scripts.ternMark(this.keys(clientId).d, String(id), String(packetId), ''), 'sent');
+    this.mark('s', clientId, id, String(packetId));
   }
 
   released(clientId: string, id: number): void {
-    this.issue(this.scripts.ternMark(this.keys(clientId).d, String(id), '', '1'), 'released');
+    this.mark('r', clientId, id, '');
   }
 
   completed(clientId: string, id: number): void {
-    const k = this.keys(clientId);
-    this.issue(this.scripts.ternComplete(k.q, k.d, `${this.tag}:rc`, this.tag, String(id)), 'completed');
+    this.mark('c', clientId, id, '');
   }
 
+  private mark(op: string, clientId: string, id: number, packetId: string): void {
+    this.marks.push(op, clientId, String(id), packetId);
+    if (this.marksScheduled) return;
+    this.marksScheduled = true;
+    setImmediate(this.flushMarks);
+  }
+
+  /** Sends the gathered changes now: before any other command, so the order stays as issued. */
+  private readonly flushMarks = (): void => {
+    this.marksScheduled = false;
+    if (this.marks.length === 0) return;
+    const marks = this.marks;
+    this.marks = [];
+    this.issue(this.scripts.ternApply(`${this.tag}:rc`, this.tag, ...marks), 'delivery changes');
+  };
+
   incomingQos2(clientId: string, packetId: number, pending: boolean): void {
+    this.flushMarks();
     const key = this.keys(clientId).in2;
     this.issue(pending ? this.redis.sadd(key, packetId) : this.redis.srem(key, packetId), 'incoming QoS 2');
   }
 
   delete(clientId: string): void {
+    this.flushMarks();
     this.issue(this.scripts.ternDelete(...this.sessionKeys(clientId), this.tag, clientId), 'delete');
   }
 
   async flushed(): Promise<void> {
+    this.flushMarks();
     await this.lastWrite.catch(() => {});
     const failure = this.failure;
     this.failure = null;
@@ -294,6 +333,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    this.flushMarks();
     await this.lastWrite.catch(() => {});
   }
 

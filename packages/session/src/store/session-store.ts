@@ -46,6 +46,20 @@ export interface StoredSession {
   incomingQos2: number[];
 }
 
+/** A delivery as stored, its message still in bytes (message-codec.ts): nothing decoded yet. */
+export interface EncodedDelivery {
+  id: number;
+  qos: 1 | 2;
+  packetId: number;
+  released: boolean;
+  body: Uint8Array;
+}
+
+/** A stored session with its messages still in bytes, for a reader that passes them on. */
+export interface EncodedSession extends Omit<StoredSession, 'deliveries'> {
+  deliveries: EncodedDelivery[];
+}
+
 export interface StoreLimits {
   /** Deliveries kept per session; beyond it the overflow policy drops one. */
   maxQueued: number;
@@ -59,8 +73,13 @@ export interface SessionStore {
    * [MQTT-3.2.2-2]).
    */
   open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean>;
-  /** The stored session, or null. */
-  load(clientId: string): Promise<StoredSession | null>;
+  /**
+   * The stored session, or null. Deliveries of the messages in `skip` are left out (a caller
+   * that has them already: their messages are not read at all).
+   */
+  load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null>;
+  /** As load(), with every message left in its stored bytes (decodeStoredMessage reads one). */
+  loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null>;
   /** Every stored session's subscriptions: which sessions a message must be queued for. */
   loadSubscriptions(): Promise<Map<string, [filter: string, qos: QoS][]>>;
   subscribe(clientId: string, filter: string, qos: QoS): void;
@@ -86,4 +105,21 @@ export interface SessionStore {
 export class StoreError extends Error {
   override readonly name = 'StoreError';
   readonly code = 'TERN_STORE_FAILED';
+}
+
+/** An encoded session read in full (every store's load() is its loadEncoded() read this way). */
+export function decodeSession(
+  encoded: EncodedSession | null,
+  decodeMessage: (id: number, body: Uint8Array) => StoredMessage,
+): StoredSession | null {
+  if (encoded === null) return null;
+  return {
+    ...encoded,
+    deliveries: encoded.deliveries.map((d) => ({
+      message: decodeMessage(d.id, d.body),
+      qos: d.qos,
+      packetId: d.packetId,
+      released: d.released,
+    })),
+  };
 }
