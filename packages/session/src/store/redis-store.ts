@@ -25,7 +25,6 @@ import {
   type EncodedDelivery,
   type EncodedSession,
   type SessionStore,
-  type StoredDelivery,
   type StoredMessage,
   type StoredSession,
   StoreError,
