@@ -337,6 +337,17 @@ export class Broker {
     session.will = null;
     // The cluster no longer needs this connection's will should its node die.
     if (will !== null) this.journal?.will(client.clientId, null);
+    const journal = this.journal;
+    if (journal !== null && !session.isTransient) {
+      // QoS 1 deliveries in flight are stored with their packet ids now rather than as each
+      // went out (half the store's work while a queue drains): the session resumes, here or on
+      // another node, with them resent under those ids and DUP=1 [MQTT-4.4.0-1]. If the node
+      // dies first they come again under new ids: still at least once. QoS 2 ids are stored
+      // before the PUBLISH leaves (delivery.ts), since exactly once depends on them.
+      for (const entry of session.inflight.values()) {
+        if (entry.qos === 1) journal.sent(client.clientId, entry.message.id, entry.id);
+      }
+    }
     // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10].
     if (will !== null && reason !== 'client-disconnect') {
       // Checked at CONNECT; checked again in case an ACL reload has revoked it since.

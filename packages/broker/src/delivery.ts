@@ -140,19 +140,18 @@ export function sendInflight(broker: Broker, client: Client, entry: InflightEntr
   const bits = dup ? DUP_FLAG : 0;
   if (!dup) {
     broker.stats.deliveredByQos[entry.qos]++;
-    // Its packet id is kept with the stored delivery: a resume elsewhere resends it under it.
     const journal = broker.journal;
-    if (journal !== null && client.session?.isTransient === false) {
+    if (journal !== null && entry.qos === 2 && client.session?.isTransient === false) {
+      // Its packet id is kept with the stored delivery: a resume elsewhere resends it under it.
+      // (A QoS 1 delivery's packet id is stored when its connection ends: see Broker.clientClosed.)
       journal.sent(client.clientId, entry.message.id, entry.id);
-      if (entry.qos === 2) {
-        // Exactly once across the loss of this node: the PUBLISH leaves only once its packet
-        // id is stored, so a resume elsewhere can never send it under another id (which the
-        // client would take for a second message) [DESIGN.md guarantee 1]. QoS 2 deliveries
-        // stay in order among themselves [MQTT-4.6.0-6].
-        const link = broker.link as NonNullable<Broker['link']>;
-        client.queueAck(() => writeInflight(client, t, entry.id, bits), link.confirmJournal());
-        return;
-      }
+      // Exactly once across the loss of this node: the PUBLISH leaves only once its packet id
+      // is stored, so a resume elsewhere can never send it under another id (which the client
+      // would take for a second message) [DESIGN.md guarantee 1]. QoS 2 deliveries stay in
+      // order among themselves [MQTT-4.6.0-6].
+      const link = broker.link as NonNullable<Broker['link']>;
+      client.queueAck(() => writeInflight(client, t, entry.id, bits), link.confirmJournal());
+      return;
     }
   }
   if (client.gatedAcks !== null && entry.qos === 2) {

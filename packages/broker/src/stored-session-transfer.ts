@@ -5,15 +5,19 @@
  * A client resuming a long queue on another node waits for this before its CONNACK.
  *
  *   u32 LE   header length
- *   header   msgpack [client id, expiry (-1 = never), [[filter, qos]...], [message id...],
- *            [delivery QoS...], [packet id...], [released (0/1)...], [incoming QoS 2 id...]]
- *   bodies   per delivery, in order: u32 LE length, then the stored message
+ *   header   msgpack [client id, expiry (-1 = never), [[filter, qos]...], [incoming QoS 2 id...]]
+ *   per delivery, in order:
+ *            f64 LE message id, u8 QoS | released << 2, u16 LE packet id (0: not sent),
+ *            u32 LE body length, then the stored message (message-codec.ts)
  */
 import { decode, encode } from '@msgpack/msgpack';
 import type { QoS } from '@tern/protocol';
 import { decodeStoredMessage, type EncodedSession, Message, Session, type SessionLimits } from '@tern/session';
 
-type Header = [string, number, [string, QoS][], number[], (1 | 2)[], number[], number[], number[]];
+type Header = [string, number, [string, QoS][], number[]];
+
+/** Bytes before each delivery's body. */
+const ENTRY = 8 + 1 + 2 + 4;
 
 export function encodeStoredSession(stored: EncodedSession): Uint8Array {
   const ds = stored.deliveries;
@@ -21,23 +25,22 @@ export function encodeStoredSession(stored: EncodedSession): Uint8Array {
     stored.clientId,
     Number.isFinite(stored.expiryInterval) ? stored.expiryInterval : -1,
     stored.subscriptions,
-    ds.map((d) => d.id),
-    ds.map((d) => d.qos),
-    ds.map((d) => d.packetId),
-    ds.map((d) => (d.released ? 1 : 0)),
     stored.incomingQos2,
   ];
   const head = encode(header);
   let size = 4 + head.length;
-  for (const d of ds) size += 4 + d.body.byteLength;
+  for (const d of ds) size += ENTRY + d.body.byteLength;
   const out = Buffer.allocUnsafe(size);
   out.writeUInt32LE(head.length, 0);
   out.set(head, 4);
   let p = 4 + head.length;
   for (const d of ds) {
-    out.writeUInt32LE(d.body.byteLength, p);
-    out.set(d.body, p + 4);
-    p += 4 + d.body.byteLength;
+    out.writeDoubleLE(d.id, p);
+    out[p + 8] = d.qos | (d.released ? 4 : 0);
+    out.writeUInt16LE(d.packetId, p + 9);
+    out.writeUInt32LE(d.body.byteLength, p + 11);
+    out.set(d.body, p + ENTRY);
+    p += ENTRY + d.body.byteLength;
   }
   return out;
 }
@@ -49,24 +52,26 @@ export function encodeStoredSession(stored: EncodedSession): Uint8Array {
 export function decodeStoredSession(bytes: Uint8Array, limits: SessionLimits): Session {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headLength = b.readUInt32LE(0);
-  const [clientId, expiry, subscriptions, ids, qoses, packetIds, released, incoming] = decode(
-    b.subarray(4, 4 + headLength),
-  ) as Header;
+  const [clientId, expiry, subscriptions, incoming] = decode(b.subarray(4, 4 + headLength)) as Header;
   const session = new Session(clientId, expiry < 0 ? Number.POSITIVE_INFINITY : expiry, limits);
   for (const [filter, qos] of subscriptions) session.subscriptions.set(filter, { qos });
+  const strings = new StringReuse();
   let p = 4 + headLength;
   let lastId = 0;
-  for (let i = 0; i < ids.length; i++) {
-    const length = b.readUInt32LE(p);
-    const stored = decodeStoredMessage(ids[i] as number, b.subarray(p + 4, p + 4 + length));
-    p += 4 + length;
+  while (p < b.length) {
+    const id = b.readDoubleLE(p);
+    const flags = b[p + 8] as number;
+    const packetId = b.readUInt16LE(p + 9);
+    const length = b.readUInt32LE(p + 11);
+    const body = b.subarray(p + ENTRY, p + ENTRY + length);
+    p += ENTRY + length;
+    const stored = decodeStoredMessage(id, body, strings.read);
     const message = new Message(stored.topic, stored.payload as Buffer, stored.qos, stored.retain, stored.origin);
-    message.id = stored.id;
+    message.id = id;
     message.time = stored.time;
-    const qos = qoses[i] as 1 | 2;
-    const packetId = packetIds[i] ?? 0;
+    const qos = (flags & 3) as 1 | 2;
     if (packetId !== 0 && !session.inflight.has(packetId)) {
-      const state = released[i] === 1 ? 'pubrel' : 'publish';
+      const state = (flags & 4) !== 0 ? 'pubrel' : 'publish';
       session.inflight.set(packetId, { id: packetId, message, qos, retain: false, state });
       lastId = packetId;
     } else {
@@ -76,4 +81,23 @@ export function decodeStoredSession(bytes: Uint8Array, limits: SessionLimits): S
   for (const id of incoming) session.incomingQos2.add(id);
   session.nextId = lastId === 0xffff ? 1 : lastId + 1;
   return session;
+}
+
+/**
+ * A long queue repeats a few topics and publishers: a string read from the same bytes as the
+ * last one of its slot is that string again, not a new copy.
+ */
+class StringReuse {
+  private readonly last: { bytes: Buffer; text: string }[] = [
+    { bytes: Buffer.alloc(0), text: '' },
+    { bytes: Buffer.alloc(0), text: '' },
+  ];
+  readonly read = (b: Buffer, start: number, end: number, slot: 0 | 1): string => {
+    const last = this.last[slot] as { bytes: Buffer; text: string };
+    const bytes = b.subarray(start, end);
+    if (bytes.equals(last.bytes)) return last.text;
+    last.bytes = bytes;
+    last.text = bytes.toString('utf8');
+    return last.text;
+  };
 }

@@ -81,6 +81,8 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     t.equal(back.connack.sessionPresent, true, 'session present after the restart');
     const owed = await receive(back.c, 10, true);
     t.same(texts(owed), [...numbered(5, 'sent'), ...numbered(5, 'queued')], 'every message it was owed, in order');
+    // Their packet ids were stored when the device's connection ended (before the node
+    // stopped, however it stopped): they come again under them, with DUP=1 [MQTT-4.4.0-1].
     t.ok(
       owed.slice(0, 5).every((p) => p.dup),
       'the ones in flight come again with DUP=1 [MQTT-4.4.0-1]',

@@ -11,7 +11,7 @@ export {
 } from './session.js';
 export { decodeSnapshot, encodeSnapshot, type SnapshotContents, SnapshotError } from './snapshot.js';
 export { MemorySessionStore } from './store/memory-store.js';
-export { decodeStoredMessage, encodeStoredMessage } from './store/message-codec.js';
+export { decodeStoredMessage, encodeStoredMessage, type ReadString } from './store/message-codec.js';
 export { RedisSessionStore, type RedisStoreOptions } from './store/redis-store.js';
 export {
   decodeSession,

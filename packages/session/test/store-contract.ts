@@ -105,6 +105,12 @@ export function storeContract(t: Test, make: MakeStore): void {
       ['t/ü', 't/3'],
       'load leaves out the deliveries it is told to skip',
     );
+    const head = await store.loadEncoded('a', undefined, 2);
+    t.same(
+      head?.deliveries.map((d) => d.id),
+      a?.deliveries.slice(0, 2).map((d) => d.message.id),
+      'loadEncoded with `first` reads only the head of the queue',
+    );
     t.equal(await store.load('ghost'), null, 'no session is made for a target without one');
     t.equal(await h.storedMessages(), 3);
   });

@@ -12,14 +12,17 @@
  *   flushed), then the session is read from the store and adopted [MQTT-3.1.4-2].
  */
 import type { Forwarded, NodeBus } from '@tern/cluster';
-import type { QoS } from '@tern/protocol';
+import type { QoS, Will } from '@tern/protocol';
 import { SubscriptionIndex } from '@tern/router';
 import type { SessionStore } from '@tern/session';
 import type { Logger } from '../logger.js';
 import { encodeStoredSession } from '../stored-session-transfer.js';
 import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
-import type { JournalOp } from './messages.js';
+import type { JournalKind, JournalOps } from './messages.js';
 import { encodeWill } from './wills.js';
+
+/** Deliveries a resume reads before its CONNACK, beyond the inflight window. */
+const RESUME_FIRST = 1024;
 
 /** How long a journaled change may wait for its message before it is written anyway. */
 const EARLY_LIMIT_MS = 5000;
@@ -49,6 +52,11 @@ export class ClusterSessions {
     const best = this.matched.get(clientId);
     if (best === undefined || qos > best) this.matched.set(clientId, qos);
   };
+  /**
+   * How many deliveries a resume reads before its CONNACK (more than the inflight window, so
+   * every delivery sent before is among them and is resent first, under its packet id).
+   */
+  resumeFirst = RESUME_FIRST;
   /** Deliveries queued in the store (metrics). */
   queued = 0;
   /**
@@ -57,7 +65,7 @@ export class ClusterSessions {
    * ports. Such changes wait here for the message, by id; `lastSeen` is, per member of this
    * node, the last message id handed here (ids grow per member).
    */
-  private readonly early = new Map<number, { ops: JournalOp[]; since: number }>();
+  private readonly early = new Map<number, { ops: JournalOps; since: number }>();
   private readonly lastSeen = new Map<number, number>();
   private readonly sweepTimer: NodeJS.Timeout;
 
@@ -130,18 +138,20 @@ export class ClusterSessions {
   }
 
   /** What a worker says about its persistent sessions (and its clients' wills). */
-  journal(ops: readonly JournalOp[]): void {
-    for (const op of ops) {
-      if ((op[0] === 'sent' || op[0] === 'rel' || op[0] === 'done') && this.notYetQueued(op[2])) {
-        let waiting = this.early.get(op[2]);
+  journal(ops: JournalOps): void {
+    for (let i = 0; i < ops.length; i += 4) {
+      const kind = ops[i] as JournalKind;
+      if ((kind === 'sent' || kind === 'rel' || kind === 'done') && this.notYetQueued(ops[i + 2] as number)) {
+        const id = ops[i + 2] as number;
+        let waiting = this.early.get(id);
         if (waiting === undefined) {
           waiting = { ops: [], since: Date.now() };
-          this.early.set(op[2], waiting);
+          this.early.set(id, waiting);
         }
-        waiting.ops.push(op);
+        waiting.ops.push(kind, ops[i + 1] as string, ops[i + 2] as number, ops[i + 3] as number | null);
         continue;
       }
-      this.apply([op]);
+      this.applyOne(ops, i);
     }
   }
 
@@ -161,35 +171,45 @@ export class ClusterSessions {
     }
   }
 
-  private apply(ops: readonly JournalOp[]): void {
+  private apply(ops: JournalOps): void {
+    for (let i = 0; i < ops.length; i += 4) this.applyOne(ops, i);
+  }
+
+  private applyOne(ops: JournalOps, i: number): void {
     const store = this.store;
-    for (const op of ops) {
-      switch (op[0]) {
-        case 'sub':
-          store.subscribe(op[1], op[2], op[3]);
-          this.subscribed(op[1], op[2], op[3]);
-          this.bus.sessionChanged('sub', op[1], op[2], op[3]);
-          break;
-        case 'unsub':
-          store.unsubscribe(op[1], op[2]);
-          this.unsubscribed(op[1], op[2]);
-          this.bus.sessionChanged('unsub', op[1], op[2]);
-          break;
-        case 'sent':
-          store.sent(op[1], op[2], op[3]);
-          break;
-        case 'rel':
-          store.released(op[1], op[2]);
-          break;
-        case 'done':
-          store.completed(op[1], op[2]);
-          break;
-        case 'in2':
-          store.incomingQos2(op[1], op[2], op[3]);
-          break;
-        case 'will':
-          this.bus.setWill(op[1], op[2] === null ? null : encodeWill(op[1], op[2]));
-          break;
+    const clientId = ops[i + 1] as string;
+    switch (ops[i] as JournalKind) {
+      case 'sub': {
+        const filter = ops[i + 2] as string;
+        const qos = ops[i + 3] as QoS;
+        store.subscribe(clientId, filter, qos);
+        this.subscribed(clientId, filter, qos);
+        this.bus.sessionChanged('sub', clientId, filter, qos);
+        return;
+      }
+      case 'unsub': {
+        const filter = ops[i + 2] as string;
+        store.unsubscribe(clientId, filter);
+        this.unsubscribed(clientId, filter);
+        this.bus.sessionChanged('unsub', clientId, filter);
+        return;
+      }
+      case 'sent':
+        store.sent(clientId, ops[i + 2] as number, ops[i + 3] as number);
+        return;
+      case 'rel':
+        store.released(clientId, ops[i + 2] as number);
+        return;
+      case 'done':
+        store.completed(clientId, ops[i + 2] as number);
+        return;
+      case 'in2':
+        store.incomingQos2(clientId, ops[i + 2] as number, ops[i + 3] as boolean);
+        return;
+      case 'will': {
+        const will = ops[i + 2] as Will | null;
+        this.bus.setWill(clientId, will === null ? null : encodeWill(clientId, will));
+        return;
       }
     }
   }
@@ -223,7 +243,9 @@ export class ClusterSessions {
       return null;
     }
     if (!present || local) return null;
-    const stored = await this.store.loadEncoded(clientId);
+    // The head of the queue now (the client's CONNACK waits for it); the rest reaches the
+    // worker with the catch-up once every node routes to it (NodeGateway.catchUp).
+    const stored = await this.store.loadEncoded(clientId, undefined, this.resumeFirst);
     if (stored === null) return null;
     this.loadedIds.set(clientId, new Set(stored.deliveries.map((d) => d.id)));
     return encodeStoredSession(stored);

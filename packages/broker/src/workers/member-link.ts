@@ -11,7 +11,7 @@ import type { QoS, Will } from '@tern/protocol';
 import { RouteTable } from '@tern/router';
 import type { Message } from '@tern/session';
 import type { Claim, ClusterLink, SessionJournal } from '../cluster-link.js';
-import type { FromWorker, JournalOp, ToPeer } from './messages.js';
+import type { FromWorker, JournalKind, JournalOps, ToPeer } from './messages.js';
 
 /** What the link hands to the broker it serves. */
 export interface LinkReceiver {
@@ -63,7 +63,7 @@ export class MemberLink implements ClusterLink, SessionJournal {
   /** Whether the last forward() handed the message to the gateway. */
   private gatewayGotLast = false;
   /** Session changes not yet sent to the gateway (sent with the next flush, after the batch). */
-  private journalOps: JournalOp[] = [];
+  private journalOps: JournalOps = [];
   /** Other members' filters: who gets a forwarded copy of what. */
   readonly routes = new RouteTable();
   receiver: LinkReceiver | null = null;
@@ -170,35 +170,40 @@ export class MemberLink implements ClusterLink, SessionJournal {
   // ---- SessionJournal: persistent-session changes for the gateway's store ----
 
   subscribed(clientId: string, filter: string, qos: QoS): void {
-    this.journalOp(['sub', clientId, filter, qos]);
+    this.journalOp('sub', clientId, filter, qos);
   }
 
   unsubscribed(clientId: string, filter: string): void {
-    this.journalOp(['unsub', clientId, filter]);
+    this.journalOp('unsub', clientId, filter, null);
   }
 
   sent(clientId: string, id: number, packetId: number): void {
-    this.journalOp(['sent', clientId, id, packetId]);
+    this.journalOp('sent', clientId, id, packetId);
   }
 
   released(clientId: string, id: number): void {
-    this.journalOp(['rel', clientId, id]);
+    this.journalOp('rel', clientId, id, null);
   }
 
   completed(clientId: string, id: number): void {
-    this.journalOp(['done', clientId, id]);
+    this.journalOp('done', clientId, id, null);
   }
 
   incomingQos2(clientId: string, packetId: number, pending: boolean): void {
-    this.journalOp(['in2', clientId, packetId, pending]);
+    this.journalOp('in2', clientId, packetId, pending);
   }
 
   will(clientId: string, will: Will | null): void {
-    this.journalOp(['will', clientId, will]);
+    this.journalOp('will', clientId, will, null);
   }
 
-  private journalOp(op: JournalOp): void {
-    this.journalOps.push(op);
+  private journalOp(
+    kind: JournalKind,
+    clientId: string,
+    a: string | number | boolean | Will | null,
+    b: string | number | boolean | null,
+  ): void {
+    this.journalOps.push(kind, clientId, a, b);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);

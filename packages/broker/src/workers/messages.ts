@@ -65,21 +65,23 @@ export interface SessionInfo {
 }
 
 /**
- * A change to a persistent session, from a worker to its node's gateway (which writes the
- * session store): [op, client id, ...]. Tuples keep the structured clone small.
+ * Changes to persistent sessions, from a worker to its node's gateway (which writes the
+ * session store), flat in groups of four: kind, client id, then two operands
+ *
+ *   'sub' filter qos | 'unsub' filter - | 'sent' messageId packetId | 'rel' messageId -
+ *   'done' messageId - | 'in2' packetId pending | 'will' Will-or-null -
+ *
+ * One flat array of primitives clones far faster than thousands of small arrays (a queue that
+ * drains journals two changes per message).
  */
-export type JournalOp =
-  | ['sub', string, string, QoS]
-  | ['unsub', string, string]
-  | ['sent', string, number, number]
-  | ['rel', string, number]
-  | ['done', string, number]
-  | ['in2', string, number, boolean]
-  | ['will', string, Will | null];
+export type JournalOps = (string | number | boolean | Will | null)[];
+
+/** The kinds of JournalOps. */
+export type JournalKind = 'sub' | 'unsub' | 'sent' | 'rel' | 'done' | 'in2' | 'will';
 
 /** Worker -> worker, over the pair's own MessagePort (FIFO: order is the design's backbone). */
 export type ToPeer =
-  | { t: 'journal'; ops: JournalOp[] }
+  | { t: 'journal'; ops: JournalOps }
   | { t: 'route+'; filters: string[] }
   | { t: 'route-'; filters: string[] }
   | { t: 'routes'; filters: string[] }

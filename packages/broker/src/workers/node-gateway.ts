@@ -158,6 +158,8 @@ export class NodeGateway {
     g.sessions = new ClusterSessions(bus, store, g.log, config.clusterNodeTimeoutMs, (filter, delta) =>
       g.want(filter, delta),
     );
+    // Every delivery in flight before is among those read first (and resent first).
+    g.sessions.resumeFirst = config.maxInflight + 1024;
     return g;
   }
 
@@ -177,6 +179,8 @@ export class NodeGateway {
     g.sessions = new ClusterSessions(g.bus, store, log, config.clusterNodeTimeoutMs, (filter, delta) =>
       g.want(filter, delta),
     );
+    // Every delivery in flight before is among those read first (and resent first).
+    g.sessions.resumeFirst = config.maxInflight + 1024;
     return g;
   }
 

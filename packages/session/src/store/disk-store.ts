@@ -137,7 +137,7 @@ export class DiskSessionStore implements SessionStore {
     return decodeSession(await this.loadEncoded(clientId, skip), decodeStoredMessage);
   }
 
-  async loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null> {
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null> {
     this.commitNow();
     const header = this.s.sessionExists.get(clientId) as { expiry: number } | undefined;
     if (header === undefined) return null;
@@ -148,7 +148,8 @@ export class DiskSessionStore implements SessionStore {
       released: number;
       body: Buffer;
     }[];
-    const rows = skip === undefined ? all : all.filter((r) => !skip.has(r.id));
+    const kept = skip === undefined ? all : all.filter((r) => !skip.has(r.id));
+    const rows = first === undefined || first <= 0 ? kept : kept.slice(0, first);
     return {
       clientId,
       expiryInterval: header.expiry < 0 ? Number.POSITIVE_INFINITY : header.expiry,

@@ -78,12 +78,13 @@ export class MemorySessionStore implements SessionStore {
     };
   }
 
-  async loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null> {
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null> {
     const loaded = await this.load(clientId, skip);
     if (loaded === null) return null;
+    const deliveries = first === undefined || first <= 0 ? loaded.deliveries : loaded.deliveries.slice(0, first);
     return {
       ...loaded,
-      deliveries: loaded.deliveries.map((d) => ({
+      deliveries: deliveries.map((d) => ({
         id: d.message.id,
         qos: d.qos,
         packetId: d.packetId,

@@ -31,8 +31,13 @@ export function encodeStoredMessage(m: StoredMessage): Buffer {
   return out;
 }
 
+/** How a reader makes a string of bytes (slot 0: topics, 1: origins); may reuse one it made. */
+export type ReadString = (b: Buffer, start: number, end: number, slot: 0 | 1) => string;
+
+const readFresh: ReadString = (b, start, end) => b.toString('utf8', start, end);
+
 /** Reads a body back; the payload is a view of `body`. Throws StoreError for a broken body. */
-export function decodeStoredMessage(id: number, body: Uint8Array): StoredMessage {
+export function decodeStoredMessage(id: number, body: Uint8Array, readString: ReadString = readFresh): StoredMessage {
   const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (b.length < FIXED) throw new StoreError(`stored message ${id} is ${b.length} bytes: too short`);
   const topicEnd = 11 + b.readUInt16LE(9);
@@ -41,8 +46,8 @@ export function decodeStoredMessage(id: number, body: Uint8Array): StoredMessage
   if (originEnd > b.length) throw new StoreError(`stored message ${id}: origin runs past its end`);
   return {
     id,
-    topic: b.toString('utf8', 11, topicEnd),
-    origin: b.toString('utf8', topicEnd + 2, originEnd),
+    topic: readString(b, 11, topicEnd, 0),
+    origin: readString(b, topicEnd + 2, originEnd, 1),
     payload: b.subarray(originEnd),
     qos: ((b[0] as number) & 3) as QoS,
     retain: ((b[0] as number) & 4) !== 0,

@@ -131,7 +131,35 @@ for i = 2, #ARGV, 4 do
 end
 return 1`;
 
+/**
+ * A whole session in one call (a resume: the claim waits for it): KEYS s sub q d in2; ARGV
+ * prefix, the index of the last delivery wanted (-1: all). Returns {} when there is no session, else a flat array: expiry, the number of
+ * subscription pairs then filter, qos..., the number of QoS 2 ids then the ids, then per
+ * delivery in order: id, state, message.
+ */
+const LOAD = `
+local expiry = redis.call('HGET', KEYS[1], 'expiry')
+if not expiry then return {} end
+local out = {expiry}
+local subs = redis.call('HGETALL', KEYS[2])
+out[#out + 1] = tostring(#subs)
+for _, v in ipairs(subs) do out[#out + 1] = v end
+local in2 = redis.call('SMEMBERS', KEYS[5])
+out[#out + 1] = tostring(#in2)
+for _, v in ipairs(in2) do out[#out + 1] = v end
+for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[2]))) do
+  local state = redis.call('HGET', KEYS[4], id)
+  local body = redis.call('GET', ARGV[1] .. ':m:' .. id)
+  if state and body then
+    out[#out + 1] = id
+    out[#out + 1] = state
+    out[#out + 1] = body
+  end
+end
+return out`;
+
 interface Scripts {
+  ternLoadBuffer(...args: string[]): Promise<Buffer[]>;
   ternOpen(...args: (string | number)[]): Promise<number>;
   ternDelete(...args: (string | number)[]): Promise<number>;
   ternEnqueue(...args: (string | number | Buffer)[]): Promise<number>;
@@ -165,6 +193,7 @@ export class RedisSessionStore implements SessionStore {
     redis.defineCommand('ternDelete', { numberOfKeys: 7, lua: DELETE });
     redis.defineCommand('ternEnqueue', { lua: ENQUEUE });
     redis.defineCommand('ternApply', { numberOfKeys: 1, lua: APPLY });
+    redis.defineCommand('ternLoad', { numberOfKeys: 5, lua: LOAD });
     this.scripts = redis as unknown as Scripts;
   }
 
@@ -182,8 +211,9 @@ export class RedisSessionStore implements SessionStore {
     return decodeSession(await this.loadEncoded(clientId, skip), decodeStoredMessage);
   }
 
-  async loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null> {
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null> {
     this.flushMarks();
+    if (skip === undefined) return this.loadWhole(clientId, first ?? 0);
     const k = this.keys(clientId);
     const replies = await this.redis
       .pipeline()
@@ -217,6 +247,43 @@ export class RedisSessionStore implements SessionStore {
       subscriptions: Object.entries(subs).map(([filter, qos]): [string, QoS] => [filter, Number(qos) as QoS]),
       deliveries,
       incomingQos2: in2.map(Number).sort((a, b) => a - b),
+    };
+  }
+
+  /** The whole session in one round trip (one script): what a resume waits for. */
+  private async loadWhole(clientId: string, first: number): Promise<EncodedSession | null> {
+    const k = this.keys(clientId);
+    const last = String(first > 0 ? first - 1 : -1);
+    const r = await this.track(this.scripts.ternLoadBuffer(k.s, k.sub, k.q, k.d, k.in2, this.tag, last), 'load');
+    if (r.length === 0) return null;
+    const text = (i: number): string => (r[i] as Buffer).toString();
+    const expiry = text(0);
+    let i = 1;
+    const subscriptions: [string, QoS][] = [];
+    const subValues = Number(text(i++));
+    for (let end = i + subValues; i < end; i += 2) subscriptions.push([text(i), Number(text(i + 1)) as QoS]);
+    const in2Count = Number(text(i++));
+    const incomingQos2: number[] = [];
+    for (let end = i + in2Count; i < end; i++) incomingQos2.push(Number(text(i)));
+    const deliveries: EncodedDelivery[] = [];
+    for (; i + 2 < r.length; i += 3) {
+      const [qos, packetId, released] = text(i + 1)
+        .split(',')
+        .map(Number) as [number, number, number];
+      deliveries.push({
+        id: Number(text(i)),
+        qos: qos as 1 | 2,
+        packetId,
+        released: released === 1,
+        body: r[i + 2] as Buffer,
+      });
+    }
+    return {
+      clientId,
+      expiryInterval: expiry === 'inf' ? Number.POSITIVE_INFINITY : Number(expiry),
+      subscriptions,
+      deliveries,
+      incomingQos2: incomingQos2.sort((a, b) => a - b),
     };
   }
 

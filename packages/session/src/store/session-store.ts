@@ -78,8 +78,12 @@ export interface SessionStore {
    * that has them already: their messages are not read at all).
    */
   load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null>;
-  /** As load(), with every message left in its stored bytes (decodeStoredMessage reads one). */
-  loadEncoded(clientId: string, skip?: ReadonlySet<number>): Promise<EncodedSession | null>;
+  /**
+   * As load(), with every message left in its stored bytes (decodeStoredMessage reads one);
+   * with `first`, only the first `first` deliveries (a resume starts on those while the rest
+   * is read).
+   */
+  loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null>;
   /** Every stored session's subscriptions: which sessions a message must be queued for. */
   loadSubscriptions(): Promise<Map<string, [filter: string, qos: QoS][]>>;
   subscribe(clientId: string, filter: string, qos: QoS): void;
