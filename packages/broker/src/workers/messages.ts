@@ -6,7 +6,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { TlsMaterial } from '@tern/listener';
-import type { QoS, Will } from '@tern/protocol';
+import type { Will } from '@tern/protocol';
 import type { AccessReloadResult } from '../access/access.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
 import type { BoundListener, ListenerFds } from '../listeners.js';
