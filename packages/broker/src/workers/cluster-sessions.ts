@@ -14,7 +14,7 @@
 import type { Forwarded, NodeBus } from '@tern/cluster';
 import type { QoS, Will } from '@tern/protocol';
 import { SubscriptionIndex } from '@tern/router';
-import type { SessionStore } from '@tern/session';
+import type { EncodedDelivery, EncodedSession, SessionStore } from '@tern/session';
 import type { Logger } from '../logger.js';
 import { encodeStoredSession } from '../stored-session-transfer.js';
 import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
@@ -43,6 +43,8 @@ export class ClusterSessions {
    * What the store has beyond them once every node routes to the session is sent after.
    */
   readonly loadedIds = new Map<string, Set<number>>();
+  /** The rest of a resumed session's queue being read, by client id (see claim()). */
+  private readonly rests = new Map<string, Promise<EncodedSession | null>>();
   /** Release requests from other nodes waiting for an answer, by client id. */
   private readonly waitingRelease = new Map<string, () => void>();
   private readonly releaseTimeoutMs: number;
@@ -247,8 +249,37 @@ export class ClusterSessions {
     // worker with the catch-up once every node routes to it (NodeGateway.catchUp).
     const stored = await this.store.loadEncoded(clientId, undefined, this.resumeFirst);
     if (stored === null) return null;
-    this.loadedIds.set(clientId, new Set(stored.deliveries.map((d) => d.id)));
+    const head = new Set(stored.deliveries.map((d) => d.id));
+    this.loadedIds.set(clientId, head);
+    // The rest of the queue is read at once, while the head is delivered; it is sent with the
+    // catch-up (in order, behind the head, on the gateway's channel to the worker).
+    if (stored.deliveries.length >= this.resumeFirst) {
+      const rest = this.store.loadEncoded(clientId, head);
+      rest.catch(() => {});
+      this.rests.set(clientId, rest);
+    }
     return encodeStoredSession(stored);
+  }
+
+  /**
+   * What a session read from the store has not been given yet, once every node routes to it:
+   * the rest of its queue read at claim time, then what was queued since. The ids given are
+   * left out; nothing is given twice.
+   */
+  async notYetGiven(clientId: string): Promise<EncodedDelivery[]> {
+    const known = this.loadedIds.get(clientId);
+    this.loadedIds.delete(clientId);
+    const rest = this.rests.get(clientId);
+    this.rests.delete(clientId);
+    if (known === undefined) return [];
+    const out: EncodedDelivery[] = [];
+    for (const d of (await rest?.catch(() => null))?.deliveries ?? []) {
+      known.add(d.id);
+      out.push(d);
+    }
+    const since = await this.store.loadEncoded(clientId, known);
+    for (const d of since?.deliveries ?? []) out.push(d);
+    return out;
   }
 
   /** The other node's answer to our release request. */

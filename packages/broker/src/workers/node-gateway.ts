@@ -18,7 +18,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { type Forwarded, type NodeBus, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
 import { RedisBus } from '@tern/cluster/redis';
 import { RouteTable } from '@tern/router';
-import { RedisSessionStore } from '@tern/session';
+import { decodeStoredMessage, RedisSessionStore } from '@tern/session';
 import type { BrokerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ClusterSessions } from './cluster-sessions.js';
@@ -451,14 +451,11 @@ export class NodeGateway {
    */
   private async catchUp(worker: WorkerPort, clientId: string): Promise<void> {
     const sessions = this.sessions;
-    const known = sessions?.loadedIds.get(clientId);
-    sessions?.loadedIds.delete(clientId);
-    if (sessions !== null && known !== undefined) {
+    if (sessions !== null) {
       try {
         await this.settled();
-        const stored = await sessions.store.load(clientId, known);
-        for (const d of stored?.deliveries ?? []) {
-          const m = d.message;
+        for (const d of await sessions.notYetGiven(clientId)) {
+          const m = decodeStoredMessage(d.id, d.body);
           this.append(worker, {
             id: m.id,
             time: m.time,
@@ -473,7 +470,7 @@ export class NodeGateway {
           });
         }
       } catch (err) {
-        this.log.warn({ err, clientId }, 'could not read what was queued for a resumed session meanwhile');
+        this.log.warn({ err, clientId }, 'could not read the rest of a resumed session');
       }
     }
     this.sendTo(worker, { t: 'stub-dropped', clientId });
