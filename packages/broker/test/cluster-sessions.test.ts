@@ -249,3 +249,36 @@ t.test(
     t.same(texts(await receive(late.c, 1)), ['offline'], 'the retained will is the presence now');
   },
 );
+
+t.test('a Redis restart (append-only file) keeps the stored sessions and their queues', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.destroy());
+  const options = {
+    workers: 1,
+    redis: own.url,
+    redisPrefix: 'aof',
+    clusterHeartbeatMs: HEARTBEAT_MS,
+    clusterNodeTimeoutMs: NODE_TIMEOUT_MS,
+  };
+  const a = await startBroker(options);
+  t.teardown(() => a.stop());
+  const first = await client(t, a.port, 'survivor', false);
+  await subscribe(first.c, 'mail/#', 1);
+  await first.c.disconnect();
+  const pub = await client(t, a.port, 'postman', true);
+  await publishQos1(pub.c, 'mail/1', numbered(5, 'letter'));
+
+  const down = a.logs.waitFor((l) => l.msg.startsWith('Redis is unreachable'));
+  await own.stop('SIGTERM');
+  await down;
+  const back = a.logs.waitFor((l) => l.msg.startsWith('Redis is reachable again'));
+  await own.restart();
+  await back;
+
+  // A node that starts now knows nothing but what Redis kept.
+  const b = await startBroker(options);
+  t.teardown(() => b.stop());
+  const resumed = await client(t, b.port, 'survivor', false);
+  t.equal(resumed.connack.sessionPresent, true, 'the session is still there');
+  t.same(texts(await receive(resumed.c, 5)), numbered(5, 'letter'), 'with its queue, in order');
+});

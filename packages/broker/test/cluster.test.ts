@@ -195,7 +195,7 @@ t.test('a node killed with SIGKILL is reaped by a survivor, which stops routing 
     if (victim.child.exitCode === null) victim.child.kill('SIGKILL');
   });
   const joined = await victim.waitForLog((l) => l.msg === 'joined the cluster through Redis');
-  const victimId = joined.node as string;
+  const victimId = joined.nodeId as string;
   const known = routeKnown(a, 'doomed/#');
   const sub = await RawClient.open(victim.port);
   t.teardown(() => sub.destroy());

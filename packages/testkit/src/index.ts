@@ -3,4 +3,5 @@ export { type CertificatePair, makeTestCertificates, type TestCertificates } fro
 export { collect, once } from './events.js';
 export { LogCapture, type LogLine } from './log-capture.js';
 export { RawClient } from './raw-client.js';
-export { freePort, startRedis, type TestRedis } from './redis-harness.js';
+export { freePort, runRedisServer, startRedis, type TestRedis } from './redis-harness.js';
+export { startRedisCluster, startRedisSentinel, type TestRedisDeployment } from './redis-topologies.js';

@@ -39,23 +39,20 @@ export async function startRedis(): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'tern-redis-'));
   const port = await freePort();
   let child: ChildProcess | null = null;
-  const launch = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const proc = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      child = proc;
-      let output = '';
-      proc.once('error', reject);
-      proc.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready: ${output}`)));
-      createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-        output += `${line}\n`;
-        // Printed once the server accepts connections (and has loaded the AOF).
-        if (line.includes('Ready to accept connections')) resolve();
-      });
-    });
+  const launch = async (): Promise<void> => {
+    child = await runRedisServer([
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+    ]);
+  };
   const stop = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
     const proc = child as ChildProcess | null;
     child = null;
@@ -76,4 +73,22 @@ export async function startRedis(): Promise<TestRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts `redis-server args...` and resolves once it prints `ready` (by default the line a
+ * server prints once it accepts connections and has loaded its AOF), or rejects with what it
+ * printed if it exits first.
+ */
+export function runRedisServer(args: readonly string[], ready = 'Ready to accept connections'): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn('redis-server', [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready: ${output}`)));
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      output += `${line}\n`;
+      if (line.includes(ready)) resolve(proc);
+    });
+  });
 }

@@ -143,7 +143,7 @@ export class NodeGateway {
         error: (err, context) => log.warn({ err, context }, 'cluster bus problem'),
       },
     });
-    const g = new NodeGateway(index, bus, log.child({ node: bus.nodeId }));
+    const g = new NodeGateway(index, bus, log.child({ nodeId: bus.nodeId }));
     gateway = g;
     // The store shares the bus's connection: Redis runs commands of one connection in order,
     // so a message is queued for its sessions before any batch that carries it reaches another
