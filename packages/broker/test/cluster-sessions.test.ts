@@ -5,15 +5,20 @@
  * CONNECTs racing on two nodes); a node killed with SIGKILL loses no accepted QoS 1 message
  * of its persistent sessions and its clients' wills are published once, by a survivor.
  */
-import type { Packet } from '@tern/protocol';
-import { RawClient, startBroker, startRedis, type TestBroker, type TestRedis } from '@tern/testkit';
+import { RawClient, startBroker, startRedis, type TestRedis } from '@tern/testkit';
 import t, { type Test } from 'tap';
 import { startCli } from './support/cli.js';
-
-type Publish = Extract<Packet, { cmd: 'publish' }>;
-
-const HEARTBEAT_MS = 100;
-const NODE_TIMEOUT_MS = 1500;
+import {
+  CLUSTER_TIMING_FLAGS,
+  clusterNode,
+  HEARTBEAT_MS,
+  NODE_TIMEOUT_MS,
+  numbered,
+  publishQos1,
+  rawClient,
+  receivePublishes,
+  texts,
+} from './support/cluster.js';
 
 let redis: TestRedis;
 t.before(async () => {
@@ -21,23 +26,9 @@ t.before(async () => {
 });
 t.teardown(() => redis.destroy());
 
-async function node(t: Test, prefix: string, workers = 1): Promise<TestBroker> {
-  const tb = await startBroker({
-    workers,
-    redis: redis.url,
-    redisPrefix: prefix,
-    clusterHeartbeatMs: HEARTBEAT_MS,
-    clusterNodeTimeoutMs: NODE_TIMEOUT_MS,
-  });
-  t.teardown(() => tb.stop());
-  return tb;
-}
-
-async function client(t: Test, port: number, clientId: string, clean: boolean, extra: object = {}) {
-  const { client: c, connack } = await RawClient.connected(port, { clientId, clean, ...extra });
-  t.teardown(() => c.destroy());
-  return { c, connack };
-}
+const node = (t: Test, prefix: string, workers = 1) => clusterNode(t, redis.url, prefix, workers);
+const client = rawClient;
+const receive = receivePublishes;
 
 async function subscribe(c: RawClient, topic: string, qos: 0 | 1 | 2): Promise<void> {
   c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] });
@@ -54,29 +45,6 @@ async function publishQos2(c: RawClient, topic: string, payloads: string[]): Pro
     await c.expect('pubcomp');
   }
 }
-
-async function publishQos1(c: RawClient, topic: string, payloads: string[], retain = false): Promise<void> {
-  let id = 1;
-  for (const payload of payloads) {
-    c.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false, messageId: id++ });
-    await c.expect('puback');
-  }
-}
-
-/** The next `n` PUBLISHes, acknowledged. */
-async function receive(c: RawClient, n: number, ack = true): Promise<Publish[]> {
-  const out: Publish[] = [];
-  while (out.length < n) {
-    const p = await c.next();
-    if (p.cmd !== 'publish') throw new Error(`expected publish, got ${p.cmd}`);
-    if (ack && p.qos === 1) c.send({ cmd: 'puback', messageId: p.messageId as number });
-    out.push(p);
-  }
-  return out;
-}
-
-const numbered = (n: number, prefix = 'm') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-const texts = (ps: Publish[]) => ps.map((p) => p.payload.toString());
 
 t.test('a persistent session left on one node resumes on another with every queued message', async (t) => {
   const a = await node(t, 'resume', 2);
@@ -170,10 +138,7 @@ t.test(
       redis.url,
       '--redis-prefix',
       'crash',
-      '--cluster-heartbeat-ms',
-      String(HEARTBEAT_MS),
-      '--cluster-node-timeout-ms',
-      String(NODE_TIMEOUT_MS),
+      ...CLUSTER_TIMING_FLAGS,
     ]);
     t.teardown(() => {
       if (victim.child.exitCode === null) victim.child.kill('SIGKILL');

@@ -10,11 +10,8 @@ import { RawClient, startBroker, startRedis, type TestBroker, type TestRedis } f
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import { startCli } from './support/cli.js';
+import { CLUSTER_TIMING_FLAGS, clusterNode } from './support/cluster.js';
 import { connectMqttjs, Inbox } from './support/mqttjs.js';
-
-/** Short enough that a dead node is reaped within a test, long enough for a busy CI machine. */
-const HEARTBEAT_MS = 100;
-const NODE_TIMEOUT_MS = 1500;
 
 let redis: TestRedis;
 t.before(async () => {
@@ -23,18 +20,8 @@ t.before(async () => {
 t.teardown(() => redis.destroy());
 
 /** A node of `workers` routing workers in this process, in the test Redis under `prefix`. */
-async function node(t: Test, prefix: string, workers = 1, name = 'node'): Promise<TestBroker> {
-  const tb = await startBroker({
-    workers,
-    redis: redis.url,
-    redisPrefix: prefix,
-    nodeName: name,
-    clusterHeartbeatMs: HEARTBEAT_MS,
-    clusterNodeTimeoutMs: NODE_TIMEOUT_MS,
-  });
-  t.teardown(() => tb.stop());
-  return tb;
-}
+const node = (t: Test, prefix: string, workers = 1, name = 'node'): Promise<TestBroker> =>
+  clusterNode(t, redis.url, prefix, workers, name);
 
 /** Resolves when `tb` has heard that another node now routes `filter` to itself. */
 function routeKnown(tb: TestBroker, filter: string): Promise<unknown> {
@@ -186,10 +173,7 @@ t.test('a node killed with SIGKILL is reaped by a survivor, which stops routing 
     'kill',
     '--node-name',
     'victim',
-    '--cluster-heartbeat-ms',
-    String(HEARTBEAT_MS),
-    '--cluster-node-timeout-ms',
-    String(NODE_TIMEOUT_MS),
+    ...CLUSTER_TIMING_FLAGS,
   ]);
   t.teardown(() => {
     if (victim.child.exitCode === null) victim.child.kill('SIGKILL');

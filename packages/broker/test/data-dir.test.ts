@@ -7,12 +7,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Packet } from '@tern/protocol';
-import { RawClient } from '@tern/testkit';
 import t, { type Test } from 'tap';
 import { type Running, startCli, tern } from './support/cli.js';
-
-type Publish = Extract<Packet, { cmd: 'publish' }>;
+import { numbered, publishQos1, rawClient, receivePublishes, texts } from './support/cluster.js';
 
 function dataDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'tern-data-'));
@@ -28,33 +25,8 @@ async function node(t: Test, dir: string): Promise<Running> {
   return running;
 }
 
-async function connect(t: Test, port: number, clientId: string, clean: boolean) {
-  const { client, connack } = await RawClient.connected(port, { clientId, clean });
-  t.teardown(() => client.destroy());
-  return { c: client, connack };
-}
-
-async function publishQos1(c: RawClient, topic: string, payloads: string[], retain = false): Promise<void> {
-  let id = 1;
-  for (const payload of payloads) {
-    c.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false, messageId: id++ });
-    await c.expect('puback');
-  }
-}
-
-async function receive(c: RawClient, n: number, ack: boolean): Promise<Publish[]> {
-  const out: Publish[] = [];
-  while (out.length < n) {
-    const p = await c.next();
-    if (p.cmd !== 'publish') throw new Error(`expected publish, got ${p.cmd}`);
-    if (ack && p.qos === 1) c.send({ cmd: 'puback', messageId: p.messageId as number });
-    out.push(p);
-  }
-  return out;
-}
-
-const numbered = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-const texts = (ps: Publish[]) => ps.map((p) => p.payload.toString());
+const connect = rawClient;
+const receive = receivePublishes;
 
 for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
   t.test(`after ${signal} the sessions, queues and retained messages are all there`, async (t) => {
