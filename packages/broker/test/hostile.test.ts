@@ -11,23 +11,10 @@ import { RawClient, startBroker } from '@tern/testkit';
 import mqtt from 'mqtt';
 import t from 'tap';
 import { publish, receive, settled, subscribe, text } from './support/flows.js';
+import { randomBytes } from './support/random.js';
 
 /** Generous: a leak of one 256 MB buffer, or of every flood's sockets, still shows. */
 const MEMORY_MARGIN = 200 * 1024 * 1024;
-
-/** A deterministic byte generator (xorshift32), so a failing input can be replayed. */
-function randomBytes(seed: number, length: number): Buffer {
-  let x = Math.imul(seed, 0x9e3779b9) >>> 0 || 1;
-  const out = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Opens a plain socket; resolves once connected. */
 function openSocket(port: number): Promise<Socket> {

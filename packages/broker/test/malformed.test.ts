@@ -3,20 +3,7 @@ import { type LogLine, RawClient, startBroker } from '@tern/testkit';
 import mqtt from 'mqtt';
 import t from 'tap';
 import { Inbox } from './support/mqttjs.js';
-
-/** A deterministic byte generator (xorshift32), so a failing input can be replayed. */
-function randomBytes(seed: number, length: number): Buffer {
-  let x = Math.imul(seed, 0x9e3779b9) >>> 0 || 1;
-  const out = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+import { randomBytes } from './support/random.js';
 
 /** A PUBLISH (QoS 0) whose topic is given as raw bytes, bypassing the encoder's checks. */
 function rawPublish(topic: Buffer, flags = 0): Buffer {
