@@ -188,9 +188,9 @@ export class RedisBus implements NodeBus {
     bus.command.defineCommand('ternHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
     bus.command.defineCommand('ternReap', { numberOfKeys: 4, lua: REAP });
     bus.command.defineCommand('ternClaim', { numberOfKeys: 2, lua: CLAIM });
-    bus.nodeNumber = (await bus.command.incr(`{${options.prefix}}:node-seq`)) % NODE_NUMBERS;
+    bus.nodeNumber = (await retryTransient(() => bus.command.incr(`{${options.prefix}}:node-seq`))) % NODE_NUMBERS;
     bus.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => bus.receive(channel, message));
-    await bus.subscriber.subscribe(bus.channelAll, bus.channelSelf);
+    await retryTransient(() => bus.subscriber.subscribe(bus.channelAll, bus.channelSelf));
     bus.watchConnection();
     return bus;
   }
@@ -200,12 +200,17 @@ export class RedisBus implements NodeBus {
    * the heartbeat. `load` gets the state before any message held since connect() is replayed.
    */
   async start(load: (routes: Map<string, string[]>, retained: Uint8Array[]) => void | Promise<void>): Promise<void> {
-    await this.heartbeat();
-    const nodes = (await this.command.zrange(this.keys.nodes, 0, -1)).filter((n) => n !== this.nodeId);
-    const pipeline = this.command.pipeline();
-    for (const node of nodes) pipeline.smembers(this.keys.routes(node));
-    pipeline.hvalsBuffer(this.keys.retained);
-    const replies = (await pipeline.exec()) ?? [];
+    await retryTransient(() => this.heartbeat());
+    const nodes = (await retryTransient(() => this.command.zrange(this.keys.nodes, 0, -1))).filter(
+      (n) => n !== this.nodeId,
+    );
+    const replies =
+      (await retryTransient(() => {
+        const pipeline = this.command.pipeline();
+        for (const node of nodes) pipeline.smembers(this.keys.routes(node));
+        pipeline.hvalsBuffer(this.keys.retained);
+        return pipeline.exec();
+      })) ?? [];
     const routes = new Map<string, string[]>();
     nodes.forEach((node, i) => {
       const [err, filters] = replies[i] as [Error | null, string[]];
@@ -555,4 +560,22 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/**
+ * Runs a start-up command again when it fails for a reason that passes: a connection closed
+ * while a Redis Cluster client settles its slots, a cluster that says TRYAGAIN or CLUSTERDOWN
+ * for a moment, a Sentinel handing over. Anything else, or the same after a few tries, fails.
+ */
+export async function retryTransient<T>(command: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await command();
+    } catch (err) {
+      const message = (err as Error).message ?? '';
+      const transient = /Connection is closed|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY/.test(message);
+      if (!transient || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
 }

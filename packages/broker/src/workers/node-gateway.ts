@@ -16,7 +16,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { type Forwarded, type NodeBus, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
-import { RedisBus } from '@tern/cluster/redis';
+import { RedisBus, retryTransient } from '@tern/cluster/redis';
 import { RouteTable } from '@tern/router';
 import { decodeStoredMessage, RedisSessionStore } from '@tern/session';
 import type { BrokerConfig } from '../config.js';
@@ -208,7 +208,9 @@ export class NodeGateway {
    */
   async start(): Promise<void> {
     await this.bus.start(async (routes, retained) => {
-      await this.sessions?.load();
+      const sessions = this.sessions;
+      // Nothing is applied until the read succeeds: retrying it is safe.
+      if (sessions !== null) await retryTransient(() => sessions.load());
       for (const [node, filters] of routes) this.nodeRoutes(node, 'replace', filters);
       for (const bytes of retained) {
         try {
