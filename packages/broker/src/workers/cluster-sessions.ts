@@ -233,17 +233,18 @@ export class ClusterSessions {
     if (!this.bus.connected) throw new Error('Redis is unreachable');
     const previous = await this.bus.claimOwner(clientId);
     if (previous !== null) await this.askRelease(previous, clientId);
-    const expiry = clean ? 0 : Number.POSITIVE_INFINITY;
-    const present = await this.store.open(clientId, expiry, clean);
     if (clean) {
-      // A clean start leaves nothing behind [MQTT-3.1.2-6]: no subscription to queue for.
+      // A clean start discards the stored session [MQTT-3.1.2-6] and stores none: it is gone
+      // for good before the CONNACK, so no crash after it can bring the old one back.
       if (this.filtersOf.has(clientId)) {
         this.forget(clientId);
         this.bus.sessionChanged('delete', clientId);
       }
       this.store.delete(clientId);
+      await this.store.flushed();
       return null;
     }
+    const present = await this.store.open(clientId, Number.POSITIVE_INFINITY, false);
     if (!present || local) return null;
     // The head of the queue now (the client's CONNACK waits for it); the rest reaches the
     // worker with the catch-up once every node routes to it (NodeGateway.catchUp).
