@@ -10,9 +10,14 @@ import type { Client } from '../client.js';
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
   const session = client.session;
   const id = packet.messageId;
-  if (session?.incomingQos2.delete(id) && !session.isTransient) {
-    client.broker.journal?.incomingQos2(client.clientId, id, false);
+  let stored: Promise<void> | null = null;
+  const journal = client.broker.journal;
+  if (session?.incomingQos2.delete(id) && !session.isTransient && journal !== null) {
+    // The release is stored before PUBCOMP: after a crash, a new PUBLISH under this id must
+    // not be taken for a resend of the old one (and dropped).
+    journal.incomingQos2(client.clientId, id, false);
+    stored = client.broker.link?.confirmJournal() ?? null;
   }
-  if (client.gatedAcks === null) writePubcomp(client.conn, id);
-  else client.queueAck(() => writePubcomp(client.conn, id), null);
+  if (client.gatedAcks === null && stored === null) writePubcomp(client.conn, id);
+  else client.queueAck(() => writePubcomp(client.conn, id), stored);
 }

@@ -6,10 +6,12 @@ export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): vo
   const session = client.session;
   if (session === null) return;
   const journal = client.broker.journal;
+  const stored = journal !== null && !session.isTransient;
   for (const filter of packet.unsubscriptions) {
     client.broker.unsubscribe(session, filter);
-    if (journal !== null && !session.isTransient) journal.unsubscribed(session.clientId, filter);
+    if (stored) journal.unsubscribed(session.clientId, filter);
   }
   const bytes = encode({ cmd: 'unsuback', messageId: packet.messageId }, client.version);
-  client.queueAck(() => client.conn.write(bytes), null);
+  // A stored session's UNSUBACK waits for the store: no crash after it brings the filter back.
+  client.queueAck(() => client.conn.write(bytes), stored ? (client.broker.link?.confirmJournal() ?? null) : null);
 }
