@@ -3,6 +3,9 @@
  * one; a node on its own with a data directory uses a bus with no other node behind it (the
  * gateway then only keeps the node's durable state), so one gateway serves both.
  */
+/** Node numbers cycle below this: message ids (number * 256 + member) * 2^32 stay under 2^53. */
+export const NODE_NUMBERS = 8192;
+
 export interface NodeBus {
   /** This node's id in the cluster. */
   readonly nodeId: string;

@@ -20,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BusKind, type BusMessage, type BusMessageError, decodeBusMessage, encodeBusMessage } from './bus-message.js';
-import type { NodeBus } from './node-bus.js';
+import { NODE_NUMBERS, type NodeBus } from './node-bus.js';
 import { createRedisClient, type RedisClient } from './redis-connect.js';
 import { parseRedisUrl } from './redis-url.js';
 
@@ -110,9 +110,6 @@ if not previous or previous == ARGV[1] then return {'', 0} end
 if redis.call('ZSCORE', KEYS[2], previous) then return {previous, 1} end
 return {previous, 0}`;
 
-/** Node numbers cycle below this: message ids (number * 256 + worker) * 2^32 stay under 2^53. */
-const NODE_NUMBERS = 8192;
-
 export class RedisBus implements NodeBus {
   readonly nodeId: string;
   private readonly options: RedisBusOptions;
@@ -138,8 +135,6 @@ export class RedisBus implements NodeBus {
   /** The last connection error ioredis reported (why a start-up connect failed). */
   private lastError: Error | null = null;
   private closing = false;
-  /** Batches published to nodes that had no listener any more (they left meanwhile). */
-  undelivered = 0;
   /** Cluster barriers in progress: the nodes yet to answer each. */
   private nextBarrier = 1;
   private readonly barriers = new Map<number, { waiting: Set<string>; done: () => void }>();
@@ -228,15 +223,8 @@ export class RedisBus implements NodeBus {
 
   /** Sends a publish batch to one node (fire and forget; order per node is kept). */
   sendBatch(node: string, batch: Uint8Array): void {
-    const bytes = encodeBusMessage({ kind: BusKind.Batch, node: this.nodeId, body: batch });
-    this.track(
-      this.command
-        .publish(this.channelPrefix + node, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-        .then((receivers) => {
-          if (receivers === 0) this.undelivered++;
-        }),
-      'publish batch',
-    );
+    const message: BusMessage = { kind: BusKind.Batch, node: this.nodeId, body: batch };
+    this.track(this.command.publish(this.channelPrefix + node, this.frame(message)), 'publish batch');
   }
 
   /**

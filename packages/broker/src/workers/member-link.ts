@@ -60,6 +60,9 @@ export class MemberLink implements ClusterLink, SessionJournal {
   private gateway: Peer | null = null;
   private readonly gatewayIndex: number;
   private messageSeq = 0;
+  /** The gateway barrier this turn's acknowledgements wait on (sent by flush), or null. */
+  private turnConfirm: Promise<void> | null = null;
+  private turnConfirmN = 0;
   /** Whether the last forward() handed the message to the gateway. */
   private gatewayGotLast = false;
   /** Session changes not yet sent to the gateway (sent with the next flush, after the batch). */
@@ -89,6 +92,11 @@ export class MemberLink implements ClusterLink, SessionJournal {
       const ops = this.journalOps;
       this.journalOps = [];
       this.gateway.port.postMessage({ t: 'journal', ops } satisfies ToPeer);
+    }
+    // This turn's confirmation, after everything the turn sent the gateway.
+    if (this.turnConfirm !== null && this.gateway !== null) {
+      this.turnConfirm = null;
+      this.gateway.port.postMessage({ t: 'ping', n: this.turnConfirmN } satisfies ToPeer);
     }
   };
 
@@ -157,14 +165,20 @@ export class MemberLink implements ClusterLink, SessionJournal {
   }
 
   confirmJournal(): Promise<void> | null {
-    const gateway = this.gateway;
-    if (gateway === null) return null;
-    // A barrier with the gateway alone: it answers once Redis has what this member sent.
-    const n = this.nextBarrier++;
-    return new Promise((resolve) => {
-      this.barriers.set(n, { waiting: 1, resolve });
-      this.sendTo(gateway, { t: 'ping', n });
-    });
+    if (this.gateway === null) return null;
+    // A barrier with the gateway alone (it answers once Redis has what this member sent),
+    // one per event-loop turn: every acknowledgement of the turn waits on the same one,
+    // sent at the end of the turn, so a burst of QoS 1 publishes costs one round, not one each.
+    if (this.turnConfirm === null) {
+      const n = this.nextBarrier++;
+      this.turnConfirmN = n;
+      this.turnConfirm = new Promise((resolve) => this.barriers.set(n, { waiting: 1, resolve }));
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(this.flush);
+      }
+    }
+    return this.turnConfirm;
   }
 
   // ---- SessionJournal: persistent-session changes for the gateway's store ----

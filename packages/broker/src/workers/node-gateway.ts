@@ -15,7 +15,7 @@
  * announced, a retained QoS 1 PUBACK until the message is in the retained store.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { type Forwarded, type NodeBus, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import { type Forwarded, NODE_NUMBERS, type NodeBus, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
 import { RedisBus, retryTransient } from '@tern/cluster/redis';
 import { RouteTable } from '@tern/router';
 import { decodeStoredMessage, RedisSessionStore } from '@tern/session';
@@ -23,7 +23,7 @@ import type { BrokerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ClusterSessions } from './cluster-sessions.js';
 import { LocalBus } from './local-bus.js';
-import { MEMBERS_PER_NODE } from './member-link.js';
+import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
 import type { ToPeer } from './messages.js';
 import { decodeWill } from './wills.js';
 
@@ -59,9 +59,6 @@ export interface GatewayStats {
 
 /** The member number of a gateway inside its node's id space (workers are below it). */
 const GATEWAY_MEMBER = MEMBERS_PER_NODE - 1;
-const MEMBER_ID_BASE = 2 ** 32;
-/** Node numbers cycle below this: (number * 256 + member) * 2^32 stays a safe integer. */
-const NODE_NUMBERS = 8192;
 
 export class NodeGateway {
   /** The member index the workers know this gateway by. */
@@ -504,9 +501,9 @@ export class NodeGateway {
       }
       this.orphanWills++;
       const { will, clientId } = orphan;
-      this.messageSeq = (this.messageSeq + 1) % MEMBER_ID_BASE;
+      this.messageSeq = (this.messageSeq + 1) % MESSAGE_SEQ_LIMIT;
       const record: Forwarded = {
-        id: (this.bus.nodeNumber * MEMBERS_PER_NODE + GATEWAY_MEMBER) * MEMBER_ID_BASE + this.messageSeq,
+        id: (this.bus.nodeNumber * MEMBERS_PER_NODE + GATEWAY_MEMBER) * MESSAGE_SEQ_LIMIT + this.messageSeq,
         time: Date.now(),
         topic: will.topic,
         payload: will.payload,
