@@ -3,6 +3,7 @@
  * into its outgoing Buffer with the packet id patched in, so an ack allocates nothing.
  */
 import type { Connection } from '@tern/listener';
+import { encode } from '@tern/protocol';
 
 /** Fixed header byte 1 per ack type; PUBREL has the reserved flags 0b0010 [MQTT-3.6.1-1]. */
 const PUBACK = Buffer.from([0x40, 2, 0, 0]);
@@ -26,4 +27,14 @@ export function writePubrel(conn: Connection, id: number): void {
 
 export function writePubcomp(conn: Connection, id: number): void {
   conn.writeWithId(PUBCOMP, ID_OFFSET, id);
+}
+
+/** An MQTT 5 ack with a reason code other than success (success uses the templates above). */
+export function writeAckWithReason(
+  conn: Connection,
+  cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp',
+  id: number,
+  reasonCode: number,
+): void {
+  conn.write(encode({ cmd, messageId: id, reasonCode }, 5));
 }

@@ -1,7 +1,14 @@
 import { Connection, type Transport } from '@tern/listener';
 import type { QoS } from '@tern/protocol';
 import { RetainedIndex, SubscriptionIndex } from '@tern/router';
-import { Message, Session, type SessionLimits, type SnapshotContents } from '@tern/session';
+import {
+  type Message,
+  NO_LOCAL,
+  RETAIN_AS_PUBLISHED,
+  Session,
+  type SessionLimits,
+  type SnapshotContents,
+} from '@tern/session';
 import { Access, type AccessReloadResult, logAccessPolicy, logAccessReload } from './access/access.js';
 import { ClientAcl } from './access/acl.js';
 import { Client } from './client.js';
@@ -14,11 +21,15 @@ import { NodeLimitState } from './node-limits.js';
 import { BrokerStats } from './stats.js';
 import { SysPublisher } from './sys-topics.js';
 import { logTlsReload, readTlsMaterial, reloadTlsMaterial, type TlsReloadResult, tlsWanted } from './tls-files.js';
+import { WillPublisher } from './will-publisher.js';
 
-/** What the subscription index holds per (filter, client): the session and its granted QoS. */
+/**
+ * What the subscription index holds per (filter, client): the session and the subscription's
+ * options, packed (granted QoS, no local, retain as published: subscription-options.ts).
+ */
 interface Subscriber {
   session: Session;
-  qos: QoS;
+  options: number;
 }
 
 /** A clock read once per sweep instead of once per packet. */
@@ -53,6 +64,12 @@ const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>(
   'maxPublishRate',
   'memoryHighWaterMark',
   'authPluginTimeoutMs',
+  // MQTT 5 limits announced in CONNACK: new connections get the new values.
+  'receiveMaximum',
+  'topicAliasMaximum',
+  'maxKeepalive',
+  'maxSessionExpiry',
+  'serverReference',
 ]);
 
 export interface ConfigDiff {
@@ -105,6 +122,10 @@ export class Broker {
   readonly sessions = new Map<string, Session>();
   /** Every open socket, CONNECTed or not (for timeouts and shutdown). */
   readonly connections = new Set<Client>();
+  /** Offline sessions with a finite MQTT 5 expiry interval: the sweep ends them on time. */
+  readonly expiring = new Set<Session>();
+  /** Wills fired now or, with an MQTT 5 will delay, when it runs out. */
+  readonly wills: WillPublisher;
   readonly subscriptions = new SubscriptionIndex<Subscriber>();
   readonly retained = new RetainedIndex<Message>();
   readonly link: ClusterLink | null;
@@ -138,15 +159,26 @@ export class Broker {
   /** Routing scratch, reused by every publish: no allocation per message. */
   private matchStamp = 0;
   private readonly matched: Session[] = [];
+  /** The publisher of the message being matched: an MQTT 5 no-local subscription skips it. */
+  private matchOrigin = '';
   private readonly collect = (_key: string, sub: Subscriber): void => {
     const s = sub.session;
+    const options = sub.options;
+    // Options below 64 carry no subscription identifier: the common case is a plain AND.
+    const low = options < 64 ? options : options % 64;
+    // No local: never sent back to the connection that published it [MQTT-3.8.3-3].
+    if ((low & NO_LOCAL) !== 0 && s.clientId === this.matchOrigin) return;
+    const qos = (low & 3) as QoS;
     if (s.matchStamp !== this.matchStamp) {
       s.matchStamp = this.matchStamp;
-      s.matchQos = sub.qos;
+      s.matchQos = qos;
+      s.matchRetain = (low & RETAIN_AS_PUBLISHED) !== 0;
       this.matched.push(s);
-    } else if (sub.qos > s.matchQos) {
-      // Overlapping subscriptions of one client: one copy at the highest QoS [MQTT-3.3.5-1].
-      s.matchQos = sub.qos;
+    } else {
+      // Overlapping subscriptions of one client: one copy at the highest QoS [MQTT-3.3.5-1],
+      // its RETAIN kept when any of them asks for that [MQTT-3.3.1-12].
+      if (qos > s.matchQos) s.matchQos = qos;
+      if ((low & RETAIN_AS_PUBLISHED) !== 0) s.matchRetain = true;
     }
   };
 
@@ -162,6 +194,7 @@ export class Broker {
       overflowPolicy: config.queueOverflow,
     };
     this.sys = new SysPublisher(this);
+    this.wills = new WillPublisher(this);
     this.access = new Access(config);
     this.checksMemory = options.nodeLimits === undefined;
     this.nodeLimits = options.nodeLimits ?? new NodeLimitState();
@@ -245,6 +278,8 @@ export class Broker {
    */
   async stop(graceMs = 0): Promise<void> {
     this.sys.stop();
+    // Wills waiting out a delay fire now rather than be lost with the process.
+    this.wills.fireAllDelayed();
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     const closing = this.listeners?.close();
@@ -290,7 +325,12 @@ export class Broker {
    * Binds a CONNECTed client to its session. A live connection with the same id is taken
    * over: closed, its will published [MQTT-3.1.4-2]. Returns the session-present flag.
    */
-  attach(client: Client, clientId: string, clean: boolean): boolean {
+  attach(
+    client: Client,
+    clientId: string,
+    clean: boolean,
+    expiryInterval = clean ? 0 : Number.POSITIVE_INFINITY,
+  ): boolean {
     const previous = this.clients.get(clientId);
     if (previous !== undefined && previous !== client) {
       this.stats.takeovers++;
@@ -298,6 +338,9 @@ export class Broker {
       // Closing runs clientClosed at once: the will fires and a transient session ends.
       previous.close('takeover');
     }
+    // A will waiting out its delay: the client is back in time, so it never fires
+    // [MQTT-3.1.3-9]; unless this is a clean start, which ends the session and fires it now.
+    this.wills.settle(clientId, clean);
     let session = this.sessions.get(clientId);
     let present = false;
     if (session !== undefined && clean) {
@@ -306,11 +349,14 @@ export class Broker {
       session = undefined;
     }
     if (session === undefined) {
-      session = new Session(clientId, clean ? 0 : Number.POSITIVE_INFINITY, this.limits);
+      session = new Session(clientId, expiryInterval, this.limits);
       this.sessions.set(clientId, session);
     } else {
       present = true;
+      // The new connection's expiry interval replaces the old one [MQTT-3.1.2-11..].
+      session.expiryInterval = expiryInterval;
     }
+    session.expiresAt = Number.POSITIVE_INFINITY;
     session.owner = client;
     session.epoch++;
     client.session = session;
@@ -348,28 +394,31 @@ export class Broker {
         if (entry.qos === 1) journal.sent(client.clientId, entry.message.id, entry.id);
       }
     }
-    // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10].
-    if (will !== null && reason !== 'client-disconnect') {
-      // Checked at CONNECT; checked again in case an ACL reload has revoked it since.
-      if (client.acl !== null && !client.acl.canPublish(will.topic)) {
-        this.stats.aclDenied.will++;
-        client.log.info({ willTopic: will.topic }, 'will not published: the ACL no longer allows its topic');
-      } else if (will.topic.startsWith('$SYS')) {
-        // The broker's own tree is not writable by clients, by PUBLISH or by will.
-        client.log.info({ willTopic: will.topic }, 'will not published: $SYS topics are the broker’s');
-      } else {
-        this.stats.willsPublished++;
-        this.publish(new Message(will.topic, will.payload, will.qos, will.retain, client.clientId));
-      }
-    }
+    // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10] (an MQTT 5
+    // DISCONNECT 0x04 asks for it all the same).
+    if (will !== null && reason !== 'client-disconnect') this.wills.fire(client, session, will);
     if (session.isTransient) {
       this.endSession(session);
       this.link?.sessionGone(session.clientId);
+    } else if (Number.isFinite(session.expiryInterval)) {
+      // MQTT 5: the session ends this long after its connection unless a client resumes it.
+      session.expiresAt = Date.now() + session.expiryInterval * 1000;
+      this.expiring.add(session);
     }
+  }
+
+  /** An offline session whose expiry interval ran out: it ends, with its delayed will. */
+  private expireSession(session: Session): void {
+    this.expiring.delete(session);
+    this.wills.settle(session.clientId, true);
+    this.log.debug({ clientId: session.clientId }, 'session expired');
+    this.endSession(session);
+    this.link?.sessionGone(session.clientId);
   }
 
   /** Removes a session and everything it holds. */
   endSession(session: Session): void {
+    this.expiring.delete(session);
     for (const filter of session.subscriptions.keys()) this.removeSubscription(filter, session.clientId);
     session.reset();
     session.handover = null;
@@ -429,13 +478,16 @@ export class Broker {
   private deliverLocal(message: Message): void {
     this.matchStamp = (this.matchStamp + 1) | 0;
     const matched = this.matched;
+    this.matchOrigin = message.origin;
     this.subscriptions.match(message.topic, this.collect);
     const publishQos = message.qos;
+    const retained = message.retain;
     for (let i = 0; i < matched.length; i++) {
       const session = matched[i] as Session;
       const qos = Math.min(session.matchQos, publishQos) as QoS;
-      // Forwarded to an existing subscription, RETAIN is cleared [MQTT-3.3.1-9].
-      deliver(this, session, message, qos, false);
+      // Forwarded to an existing subscription, RETAIN is cleared [MQTT-3.3.1-9], unless an
+      // MQTT 5 subscription asked for it as published [MQTT-3.3.1-12].
+      deliver(this, session, message, qos, retained && session.matchRetain);
     }
     matched.length = 0;
   }
@@ -454,7 +506,8 @@ export class Broker {
     session.limits = this.limits;
     session.queue.limit = this.limits.maxQueued;
     this.sessions.set(session.clientId, session);
-    for (const [filter, options] of session.subscriptions) this.subscribe(session, filter, options.qos);
+    if (Number.isFinite(session.expiresAt)) this.expiring.add(session);
+    for (const [filter, options] of session.subscriptions) this.subscribe(session, filter, options);
   }
 
   /** What a snapshot must hold now: sessions that outlive their connection, and retained messages. */
@@ -552,16 +605,16 @@ export class Broker {
    * Adds or replaces a subscription. Returns true when the filter is new to this member: the
    * other members are told, and a SUBACK should wait until they know (link.barrier()).
    */
-  subscribe(session: Session, filter: string, qos: QoS): boolean {
-    session.subscriptions.set(filter, { qos });
+  subscribe(session: Session, filter: string, options: number): boolean {
+    session.setSubscription(filter, options);
     const first = this.subscriptions.count(filter) === 0;
-    this.subscriptions.add(filter, session.clientId, { session, qos });
+    this.subscriptions.add(filter, session.clientId, { session, options });
     if (first) this.link?.filterAdded(filter);
     return first && this.link !== null;
   }
 
   unsubscribe(session: Session, filter: string): void {
-    if (session.subscriptions.delete(filter)) this.removeSubscription(filter, session.clientId);
+    if (session.deleteSubscription(filter)) this.removeSubscription(filter, session.clientId);
   }
 
   private removeSubscription(filter: string, clientId: string): void {
@@ -572,9 +625,17 @@ export class Broker {
 
   /** Retained messages matching a new subscription, sent with RETAIN=1 [MQTT-3.3.1-8]. */
   sendRetained(session: Session, filter: string, granted: QoS): void {
-    this.retained.match(filter, (_topic, message) => {
+    let expired: string[] | null = null;
+    this.retained.match(filter, (topic, message) => {
+      // MQTT 5: a retained message whose expiry interval has passed is gone [MQTT-3.3.2-5].
+      if (message.expiryInterval !== 0 && message.expired(Date.now())) {
+        expired ??= [];
+        expired.push(topic);
+        return;
+      }
       deliver(this, session, message, message.qos < granted ? message.qos : granted, true);
     });
+    if (expired !== null) for (const topic of expired as string[]) this.retained.delete(topic);
   }
 
   /** Keepalive (1.5 x the client's interval [MQTT-3.1.2-24]) and connect timeouts. */
@@ -583,6 +644,10 @@ export class Broker {
     this.clock.now = now;
     for (const [topic, tombstone] of this.tombstones) {
       if (now - tombstone.time > TOMBSTONE_MS) this.tombstones.delete(topic);
+    }
+    for (const session of this.expiring) {
+      if (session.owner !== null) this.expiring.delete(session);
+      else if (now >= session.expiresAt) this.expireSession(session);
     }
     if (this.checksMemory) this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log);
     const connectDeadline = now - this.config.connectTimeoutMs;

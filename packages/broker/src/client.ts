@@ -5,10 +5,14 @@ import type { ClientAcl } from './access/acl.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
 import type { Logger } from './logger.js';
+import { disconnectBytes, reasonCodeFor } from './v5/disconnect-reasons.js';
+import type { V5State } from './v5/v5-state.js';
 
 /** Why a connection ended; each one is logged and counted under this name. */
 export type CloseReason =
   | 'client-disconnect'
+  /** MQTT 5 DISCONNECT with reason 0x04: a clean end that still publishes the will. */
+  | 'disconnect-with-will'
   | 'socket-closed'
   | 'socket-error'
   | 'protocol-error'
@@ -40,7 +44,11 @@ export class Client implements ConnectionHandler {
    */
   state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
   clientId = '';
+  /** The client id Tern made up for a CONNECT without one (MQTT 5 tells the client); null otherwise. */
+  assignedClientId: string | null = null;
   version: ProtocolVersion = 4;
+  /** What an MQTT 5 connection adds (its limits, topic aliases); null for 3.1/3.1.1. */
+  v5: V5State | null = null;
   session: Session | null = null;
   /** The user name checked against the password file at CONNECT; null for an anonymous client. */
   username: string | null = null;
@@ -146,6 +154,11 @@ export class Client implements ConnectionHandler {
     if (error.code === 'TERN_PROTO_PACKET_TOO_LARGE') this.broker.stats.limitsHit['max-packet-size']++;
     this.closeReason ??= 'protocol-error';
     this.log.warn({ code: error.code, specId: error.specId }, `closing connection: ${error.message}`);
+    if (this.v5 !== null && this.state === 'connected') {
+      // MQTT 5: say why before closing [MQTT-4.13.1-1].
+      this.sendDisconnect(error.reasonCode, error.message);
+      return;
+    }
     // An unsupported protocol level still gets its answer before the close [MQTT-3.1.2-2].
     if (
       this.state === 'new' &&
@@ -236,13 +249,40 @@ export class Client implements ConnectionHandler {
   /** Sends what is already written, then closes for `reason` (a graceful server-side close). */
   end(reason: CloseReason): void {
     this.closeReason ??= reason;
+    if (this.v5 !== null && this.state === 'connected') {
+      this.sendDisconnect(reasonCodeFor(reason), null);
+      return;
+    }
     this.conn.end();
   }
 
-  /** Closes the connection for `reason`; the will fires unless the reason is a DISCONNECT. */
-  close(reason: CloseReason): void {
+  /**
+   * Closes the connection for `reason`; the will fires unless the reason is a DISCONNECT. An
+   * MQTT 5 client is told why first: `code` (default: the reason's), and `why` as the reason
+   * string. Either way the close is complete (clientClosed has run) when this returns.
+   */
+  close(reason: CloseReason, code = reasonCodeFor(reason), why: string | null = null): void {
     this.closeReason ??= reason;
+    if (this.v5 !== null && this.state === 'connected') {
+      this.sendDisconnect(code, why);
+      return;
+    }
     this.conn.destroy();
+  }
+
+  /** MQTT 5: the server's DISCONNECT with `code`, then the close [MQTT-3.14.2-1]. */
+  private sendDisconnect(code: number, why: string | null): void {
+    const v5 = this.v5 as V5State;
+    const reference = this.broker.config.serverReference;
+    // With a serverReference configured, clients leaving at shutdown are sent there (0x9C).
+    const moving = code === 0x8b && reference !== '';
+    const bytes = disconnectBytes(
+      this,
+      moving ? 0x9c : code,
+      v5.problemInformation ? why : null,
+      moving ? reference : null,
+    );
+    this.conn.closeWith(bytes);
   }
 }
 

@@ -25,7 +25,8 @@ export interface Claim {
  * waiting, in order; the store is written by the node's gateway.
  */
 export interface SessionJournal {
-  subscribed(clientId: string, filter: string, qos: QoS): void;
+  /** `options`: the subscription's options packed (subscription-options.ts); a 3.1.1 one's is its QoS. */
+  subscribed(clientId: string, filter: string, options: number): void;
   unsubscribed(clientId: string, filter: string): void;
   /** Message `id` went out to `clientId` under `packetId`. */
   sent(clientId: string, id: number, packetId: number): void;

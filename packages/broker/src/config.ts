@@ -144,6 +144,25 @@ export interface BrokerConfig {
   authPlugin: string;
   /** Longest a call into authPlugin may take; a call that takes longer is a refusal. @default 5000 */
   authPluginTimeoutMs: number;
+  /**
+   * MQTT 5 receive maximum Tern announces: QoS 1/2 PUBLISHes one client may have
+   * unacknowledged; one more is DISCONNECT 0x93. @default 65535
+   */
+  receiveMaximum: number;
+  /** MQTT 5 topic aliases a client may set on one connection (0: none). @default 64 */
+  topicAliasMaximum: number;
+  /**
+   * Longest keepalive, in seconds: an MQTT 5 client asking for more (or for none) is told
+   * this one (server keep alive) and held to it. 0 = whatever the client asks. @default 0
+   */
+  maxKeepalive: number;
+  /** Longest MQTT 5 session expiry interval granted, in seconds; 0 = as asked. @default 0 */
+  maxSessionExpiry: number;
+  /**
+   * Another server's address for MQTT 5 clients: when set, clients leaving at shutdown are
+   * told to use it (DISCONNECT 0x9C with this server reference). '' = none. @default ''
+   */
+  serverReference: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
@@ -195,6 +214,11 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   memoryHighWaterMark: 0,
   authPlugin: '',
   authPluginTimeoutMs: 5000,
+  receiveMaximum: 65_535,
+  topicAliasMaximum: 64,
+  maxKeepalive: 0,
+  maxSessionExpiry: 0,
+  serverReference: '',
 });
 
 /** A configuration problem: stops start-up. `message` is the one line to print. */
@@ -256,6 +280,11 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   clusterNodeTimeoutMs: { kind: 'int', min: 200, max: 600_000 },
   dataDir: { kind: 'string', emptyAllowed: true },
   maxSubscriptions: { kind: 'int', min: 0, max: 10_000_000 },
+  receiveMaximum: { kind: 'int', min: 1, max: 65_535 },
+  topicAliasMaximum: { kind: 'int', min: 0, max: 65_535 },
+  maxKeepalive: { kind: 'int', min: 0, max: 65_535 },
+  maxSessionExpiry: { kind: 'int', min: 0, max: 4_294_967_295 },
+  serverReference: { kind: 'string', emptyAllowed: true },
   maxTopicLength: { kind: 'int', min: 0, max: 65_535 },
   maxTopicLevels: { kind: 'int', min: 0, max: 65_535 },
   maxPublishRate: { kind: 'int', min: 0, max: 10_000_000 },
@@ -361,6 +390,11 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--cluster-node-timeout-ms': 'clusterNodeTimeoutMs',
   '--data-dir': 'dataDir',
   '--max-subscriptions': 'maxSubscriptions',
+  '--receive-maximum': 'receiveMaximum',
+  '--topic-alias-maximum': 'topicAliasMaximum',
+  '--max-keepalive': 'maxKeepalive',
+  '--max-session-expiry': 'maxSessionExpiry',
+  '--server-reference': 'serverReference',
   '--max-topic-length': 'maxTopicLength',
   '--max-topic-levels': 'maxTopicLevels',
   '--max-publish-rate': 'maxPublishRate',

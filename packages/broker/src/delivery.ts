@@ -16,6 +16,8 @@ import { writePubrel } from './acks.js';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
 import { limitHit } from './limits/client-limits.js';
+import { v5Publish } from './v5/outbound.js';
+import type { V5State } from './v5/v5-state.js';
 
 /** The DUP bit of a PUBLISH's first byte [MQTT-3.3.1-1]. */
 const DUP_FLAG = 0x08;
@@ -128,14 +130,32 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
     return;
   }
   client.dropping = false;
+  let t: PublishTemplate;
+  if (client.v5 === null) {
+    t = message.template(0, retain);
+  } else {
+    if (message.expiryInterval !== 0 && message.expired(Date.now())) {
+      broker.stats.droppedExpired++;
+      return;
+    }
+    const own = v5Publish(client.v5, client.session as Session, message, 0, retain);
+    if (own === null) {
+      broker.stats.droppedTooLarge++;
+      return;
+    }
+    t = own;
+  }
   broker.stats.deliveredByQos[0]++;
-  const t = message.template(0, retain);
   if (t.payload === null) client.conn.write(t.bytes);
   else client.conn.writeWithPayload(t.bytes, -1, 0, 0, t.payload);
 }
 
 /** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
+  if (client.v5 !== null) {
+    sendInflightV5(broker, client, entry, dup);
+    return;
+  }
   const t = entry.message.template(entry.qos, entry.retain);
   const bits = dup ? DUP_FLAG : 0;
   if (!dup) {
@@ -161,6 +181,61 @@ export function sendInflight(broker: Broker, client: Client, entry: InflightEntr
   writeInflight(client, t, entry.id, bits);
 }
 
+/**
+ * sendInflight for an MQTT 5 client: the same steps, with the bytes made at the moment they
+ * are written (a topic alias must be set in the first packet written with it, and an ack
+ * gate can hold a PUBLISH behind later ones).
+ */
+function sendInflightV5(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
+  const bits = dup ? DUP_FLAG : 0;
+  if (!dup) {
+    broker.stats.deliveredByQos[entry.qos]++;
+    const journal = broker.journal;
+    if (journal !== null && entry.qos === 2 && client.session?.isTransient === false) {
+      // As in sendInflight: the packet id is stored before the PUBLISH leaves.
+      journal.sent(client.clientId, entry.message.id, entry.id);
+      const link = broker.link as NonNullable<Broker['link']>;
+      client.queueAck(() => writeInflightV5(broker, client, entry, bits), link.confirmJournal());
+      return;
+    }
+  }
+  if (client.gatedAcks !== null && entry.qos === 2) {
+    client.queueAck(() => writeInflightV5(broker, client, entry, bits), null);
+    return;
+  }
+  writeInflightV5(broker, client, entry, bits);
+}
+
+function writeInflightV5(broker: Broker, client: Client, entry: InflightEntry, bits: number): void {
+  const session = client.session;
+  // Acknowledged or dropped while it waited behind a gate: nothing to send.
+  if (session === null || session.inflight.get(entry.id) !== entry) return;
+  const t = v5Publish(client.v5 as V5State, session, entry.message, entry.qos, entry.retain);
+  if (t === null) {
+    dropTooLarge(broker, client, session, entry);
+    return;
+  }
+  writeInflight(client, t, entry.id, bits);
+}
+
+/**
+ * A delivery larger than the client's maximum packet size: not sent, and done with as if it
+ * had been [MQTT-3.1.2-25]; the window moves on.
+ */
+function dropTooLarge(broker: Broker, client: Client, session: Session, entry: InflightEntry): void {
+  broker.stats.droppedTooLarge++;
+  session.inflight.delete(entry.id);
+  if (!session.isTransient) broker.journal?.completed(client.clientId, entry.message.id);
+  if (limitHit(client, 'max-packet-size')) {
+    client.log.info(
+      { limit: 'maximum-packet-size', limitValue: (client.v5 as V5State).maxPacketSize, topic: entry.message.topic },
+      'delivery dropped: larger than the client accepts',
+    );
+  }
+  // Called from inside a drain: the next queued message fills the slot there; from a gate, here.
+  queueMicrotask(() => drain(broker, session));
+}
+
 function writeInflight(client: Client, t: PublishTemplate, id: number, bits: number): void {
   if (t.payload === null) client.conn.writeWithId(t.bytes, t.idOffset, id, bits);
   else client.conn.writeWithPayload(t.bytes, t.idOffset, id, bits, t.payload);
@@ -171,7 +246,15 @@ export function drain(broker: Broker, session: Session): void {
   const client = session.owner as Client | null;
   if (client === null) return;
   for (let next = session.nextQueued(); next !== null; next = session.nextQueued()) {
-    sendInflight(broker, client, session.addInflight(next.message, next.qos, next.retain), false);
+    const message = next.message;
+    // MQTT 5: a message whose expiry interval passed while it waited is not delivered
+    // [MQTT-3.3.2-5] (and is done with in the store too).
+    if (message.expiryInterval !== 0 && message.expired(Date.now())) {
+      broker.stats.droppedExpired++;
+      if (!session.isTransient) broker.journal?.completed(session.clientId, message.id);
+      continue;
+    }
+    sendInflight(broker, client, session.addInflight(message, next.qos, next.retain), false);
   }
 }
 

@@ -34,6 +34,9 @@ export function releaseSession(broker: Broker, clientId: string, clean: boolean,
     // Closing runs clientClosed at once: the will fires and a transient session ends.
     live.close('takeover');
   }
+  // A will waiting out its delay: its client is back (dropped), or a clean start ends the
+  // session (published now) [MQTT-3.1.3-9].
+  broker.wills.settle(clientId, clean);
   const session = broker.sessions.get(clientId);
   if (session === undefined || session.movedTo >= 0) return null;
   if (clean || session.isTransient) {

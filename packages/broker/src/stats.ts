@@ -64,6 +64,7 @@ export class BrokerStats {
   /** Connections ended, by the first reason to close them (see CloseReason). */
   readonly disconnects: Record<CloseReason, number> = {
     'client-disconnect': 0,
+    'disconnect-with-will': 0,
     'socket-closed': 0,
     'socket-error': 0,
     'protocol-error': 0,
@@ -99,6 +100,10 @@ export class BrokerStats {
   droppedOffline = 0;
   /** QoS 0 deliveries shed while the process is above memoryHighWaterMark. */
   droppedMemory = 0;
+  /** Deliveries larger than the MQTT 5 client's maximum packet size: not sent [MQTT-3.1.2-25]. */
+  droppedTooLarge = 0;
+  /** Deliveries whose MQTT 5 message expiry interval passed while they waited [MQTT-3.3.2-5]. */
+  droppedExpired = 0;
   /** Times each configured limit bit. */
   readonly limitsHit: Record<LimitName, number> = {
     'max-packet-size': 0,

@@ -54,7 +54,7 @@ export function decodeStoredSession(bytes: Uint8Array, limits: SessionLimits): S
   const headLength = b.readUInt32LE(0);
   const [clientId, expiry, subscriptions, incoming] = decode(b.subarray(4, 4 + headLength)) as Header;
   const session = new Session(clientId, expiry < 0 ? Number.POSITIVE_INFINITY : expiry, limits);
-  for (const [filter, qos] of subscriptions) session.subscriptions.set(filter, { qos });
+  for (const [filter, qos] of subscriptions) session.setSubscription(filter, qos);
   const strings = new StringReuse();
   let p = 4 + headLength;
   let lastId = 0;

@@ -36,6 +36,9 @@ export interface ConnectionOptions {
  * the turn ends. It knows the codec, nothing of topics or sessions. The socket is a
  * net.Socket or tls.TLSSocket used directly, or a WebSocketTransport.
  */
+/** How long a socket closed with a last packet may take to send it before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+
 export class Connection {
   readonly socket: Transport;
   readonly remoteAddress: string;
@@ -229,6 +232,25 @@ export class Connection {
     // destroySoon: end, and destroy once written, so a peer that never closes its side does
     // not hold the socket half-open.
     this.socket.destroySoon();
+  }
+
+  /**
+   * Sends what was written and then `last` (an MQTT 5 DISCONNECT saying why), and closes: the
+   * handler's onClose runs before this returns, as with destroy(), so a takeover finds the
+   * old connection gone; the socket itself ends once the bytes are out (cut after
+   * CLOSE_GRACE_MS if the peer does not take them).
+   */
+  closeWith(last: Buffer): void {
+    if (this.closed) return;
+    this.write(last);
+    this.sendPending();
+    this.closed = true;
+    const socket = this.socket;
+    socket.destroySoon();
+    setTimeout(() => {
+      if (!socket.destroyed) socket.destroy();
+    }, CLOSE_GRACE_MS).unref();
+    this.handler?.onClose(undefined);
   }
 
   /** Closes at once; pending writes are discarded. */

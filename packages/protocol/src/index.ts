@@ -19,6 +19,7 @@ export {
 export { EncodeError, ProtocolError, type ViolationCode, Violations } from './errors.js';
 export type * from './packets.js';
 export { PROPERTY_SPECS, type Properties } from './properties.js';
+export { encodePropertiesBody, encodePublishV5, type PublishExtras, type PublishV5 } from './publish-v5.js';
 export { ConnackReturnCode, ReasonCode, SUBACK_FAILURE } from './reason-codes.js';
 export {
   assertTopicFilter,

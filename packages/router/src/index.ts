@@ -1,3 +1,4 @@
 export { RetainedIndex, type RetainedVisitor } from './retained-index.js';
 export { RouteTable } from './route-table.js';
 export { SubscriptionIndex, type SubscriptionVisitor } from './subscription-index.js';
+export { topicMatchesFilter } from './topic-match.js';

@@ -1,3 +1,4 @@
+export { carriedProperties, takeCarriedProperties } from './carried-properties.js';
 export { LARGE_PAYLOAD, Message, type PublishTemplate } from './message.js';
 export { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
 export {
@@ -7,7 +8,6 @@ export {
   type InflightEntry,
   Session,
   type SessionLimits,
-  type SubscriptionOptions,
 } from './session.js';
 export { decodeSnapshot, encodeSnapshot, type SnapshotContents, SnapshotError } from './snapshot.js';
 export { MemorySessionStore } from './store/memory-store.js';
@@ -17,10 +17,22 @@ export {
   decodeSession,
   type EncodedDelivery,
   type EncodedSession,
+  EXPIRE_BATCH,
   type SessionStore,
   type StoredDelivery,
   type StoredMessage,
   type StoredSession,
+  type StoredSubscription,
   StoreError,
   type StoreLimits,
 } from './store/session-store.js';
+export {
+  hasFlag,
+  NO_LOCAL,
+  optionsQos,
+  packOptions,
+  RETAIN_AS_PUBLISHED,
+  retainHandling,
+  subscriptionId,
+  type UnpackedOptions,
+} from './subscription-options.js';

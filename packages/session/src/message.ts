@@ -1,4 +1,4 @@
-import { encodePublishHeader, encodePublishShared, type QoS } from '@tern/protocol';
+import { encodePublishHeader, encodePublishShared, encodePublishV5, type QoS } from '@tern/protocol';
 
 /**
  * An application message as the broker holds it: stored once, shared by reference by every
@@ -22,12 +22,26 @@ export class Message {
    * 0 when nothing forwards it.
    */
   id = 0;
-  /** When it entered the broker (ms since the epoch): retained copies keep the latest. */
+  /**
+   * When it entered the broker (ms since the epoch): retained copies keep the latest, and an
+   * MQTT 5 message expiry interval counts from it.
+   */
   time = 0;
+  /**
+   * MQTT 5: the publisher's own PUBLISH properties as wire bytes (payload format indicator,
+   * content type, response topic, correlation data, user properties in order), passed on
+   * unchanged [MQTT-3.3.2-4] [MQTT-3.3.2-17]; never the message expiry interval, topic alias or
+   * subscription identifiers, which are written per recipient. Null: none.
+   */
+  properties: Buffer | null = null;
+  /** MQTT 5 message expiry interval in seconds, counted from `time`; 0: never expires. */
+  expiryInterval = 0;
   private owned = false;
   private template0: PublishTemplate | null = null;
   private template1: PublishTemplate | null = null;
   private template2: PublishTemplate | null = null;
+  /** MQTT 5 shapes shared by recipients that need nothing of their own, by QoS. */
+  private templates5: (PublishTemplate | undefined)[] | null = null;
 
   constructor(topic: string, payload: Buffer, qos: QoS, retain: boolean, origin: string) {
     this.topic = topic;
@@ -84,6 +98,54 @@ export class Message {
       else this.template2 = t;
     }
     return t;
+  }
+
+  /** When it expires (ms since the epoch), or Infinity. */
+  get expiresAt(): number {
+    return this.expiryInterval === 0 ? Number.POSITIVE_INFINITY : this.time + this.expiryInterval * 1000;
+  }
+
+  /** Whether its message expiry interval has passed: it is then never delivered [MQTT-3.3.2-5]. */
+  expired(now: number): boolean {
+    return this.expiryInterval !== 0 && now >= this.time + this.expiryInterval * 1000;
+  }
+
+  /** Whole seconds left of its expiry interval (at least 1 while not expired; 0 when none). */
+  secondsLeft(now: number): number {
+    if (this.expiryInterval === 0) return 0;
+    return Math.max(1, Math.ceil((this.time + this.expiryInterval * 1000 - now) / 1000));
+  }
+
+  /**
+   * The MQTT 5 PUBLISH for a recipient that needs nothing of its own (no topic alias, no
+   * subscription identifier; the message has no expiry interval): shared like template().
+   */
+  template5(qos: QoS, retain: boolean): PublishTemplate {
+    if (retain) return this.encode5(qos, true);
+    this.templates5 ??= [];
+    let t = this.templates5[qos];
+    if (t === undefined) {
+      t = this.encode5(qos, false);
+      this.templates5[qos] = t;
+    }
+    return t;
+  }
+
+  private encode5(qos: QoS, retain: boolean): PublishTemplate {
+    const large = this.payload.length >= LARGE_PAYLOAD;
+    const { bytes, idOffset } = encodePublishV5(
+      {
+        topic: this.topic,
+        qos,
+        retain,
+        messageId: 0,
+        payload: this.payload,
+        ownProperties: this.properties,
+        extras: null,
+      },
+      large,
+    );
+    return { bytes, idOffset, payload: large ? this.payload : null };
   }
 
   private encode(qos: QoS, retain: boolean): PublishTemplate {

@@ -2,11 +2,6 @@ import type { QoS, Will } from '@tern/protocol';
 import type { Message } from './message.js';
 import { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
 
-/** Subscription options kept per filter. */
-export interface SubscriptionOptions {
-  qos: QoS;
-}
-
 /** An outbound QoS 1/2 message awaiting acknowledgement. */
 export interface InflightEntry {
   id: number;
@@ -69,7 +64,8 @@ export class Session {
   readonly clientId: string;
   /** Seconds the session outlives its connection; 0 ends it with the connection. */
   expiryInterval: number;
-  readonly subscriptions = new Map<string, SubscriptionOptions>();
+  /** Options per filter, packed into one number (subscription-options.ts). */
+  readonly subscriptions = new Map<string, number>();
   /** Insertion-ordered, so resending on reconnect keeps the original order [MQTT-4.6.0-1]. */
   readonly inflight = new Map<number, InflightEntry>();
   readonly queue: MessageQueue;
@@ -77,6 +73,16 @@ export class Session {
   readonly incomingQos2 = new Set<number>();
   will: Will | null = null;
   limits: SessionLimits;
+  /**
+   * The client's MQTT 5 receive maximum: it takes at most this many QoS 1/2 PUBLISHes
+   * unacknowledged [MQTT-3.3.4-9], so the inflight window is the smaller of this and the
+   * broker's maxInflight. 65535 (no limit of its own) for 3.1.1.
+   */
+  receiveMaximum = 0xffff;
+  /** When an offline session with a finite expiry interval ends (ms since the epoch); Infinity otherwise. */
+  expiresAt = Number.POSITIVE_INFINITY;
+  /** How many of its subscriptions carry an MQTT 5 subscription identifier (0: skip looking). */
+  identifiedSubscriptions = 0;
   /** Owner of the session now: a live connection, or null while the client is away. */
   owner: unknown = null;
   /** Bumped on every takeover so a late event from an old connection can be told apart. */
@@ -84,6 +90,8 @@ export class Session {
   /** Routing scratch: the publish this session was last matched for, and its best QoS. */
   matchStamp = 0;
   matchQos: QoS = 0;
+  /** Whether a matching subscription asked for RETAIN as published (MQTT 5). */
+  matchRetain = false;
   /** True while the queue is overflowing (one log line per episode). */
   overflowLogged = false;
   /**
@@ -118,13 +126,37 @@ export class Session {
     return this.expiryInterval === 0;
   }
 
+  /** Adds or replaces the subscription to `filter` (options packed: subscription-options.ts). */
+  setSubscription(filter: string, options: number): void {
+    const old = this.subscriptions.get(filter);
+    if (old !== undefined && old >= 64) this.identifiedSubscriptions--;
+    // Options of 64 and up carry a subscription identifier.
+    if (options >= 64) this.identifiedSubscriptions++;
+    this.subscriptions.set(filter, options);
+  }
+
+  /** Removes the subscription to `filter`; false when there was none. */
+  deleteSubscription(filter: string): boolean {
+    const old = this.subscriptions.get(filter);
+    if (old === undefined) return false;
+    if (old >= 64) this.identifiedSubscriptions--;
+    this.subscriptions.delete(filter);
+    return true;
+  }
+
+  /** How many QoS 1/2 deliveries may be in flight at once. */
+  get window(): number {
+    const max = this.limits.maxInflight;
+    return Math.min(this.receiveMaximum, max);
+  }
+
   /**
    * Offers a QoS 1/2 delivery. It goes straight into the inflight window when the window has
    * room, nothing is queued ahead of it (order [MQTT-4.6.0-*]) and the client is online;
    * otherwise it is queued.
    */
   enqueue(message: Message, qos: 1 | 2, retain: boolean): Enqueued {
-    if (this.owner !== null && this.queue.length === 0 && this.inflight.size < this.limits.maxInflight) {
+    if (this.owner !== null && this.queue.length === 0 && this.inflight.size < this.window) {
       return Enqueued.Send;
     }
     const dropped = this.queue.push({ message, qos, retain }, this.limits.overflowPolicy);
@@ -141,7 +173,7 @@ export class Session {
 
   /** Next queued delivery that fits the window, or null. */
   nextQueued(): QueuedDelivery | null {
-    if (this.inflight.size >= this.limits.maxInflight) return null;
+    if (this.inflight.size >= this.window) return null;
     return this.queue.shift();
   }
 
@@ -175,6 +207,7 @@ export class Session {
   /** Forgets everything but the identity (a clean start over an old session). */
   reset(): void {
     this.subscriptions.clear();
+    this.identifiedSubscriptions = 0;
     this.inflight.clear();
     this.queue.clear();
     this.incomingQos2.clear();

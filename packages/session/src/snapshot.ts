@@ -6,6 +6,7 @@
  */
 import { decode, encode } from '@msgpack/msgpack';
 import type { QoS } from '@tern/protocol';
+import { carriedProperties, takeCarriedProperties } from './carried-properties.js';
 import { Message } from './message.js';
 import { type InflightEntry, Session, type SessionLimits } from './session.js';
 
@@ -23,18 +24,30 @@ export interface SnapshotContents {
   retained: Message[];
 }
 
-type MessageRow = [topic: string, payload: Uint8Array, qos: QoS, retain: boolean, origin: string];
+/** Time and carried MQTT 5 properties (carried-properties.ts) were added later: optional. */
+type MessageRow = [
+  topic: string,
+  payload: Uint8Array,
+  qos: QoS,
+  retain: boolean,
+  origin: string,
+  time?: number,
+  properties?: Uint8Array | null,
+];
 type QueuedRow = [message: number, qos: 1 | 2, retain: boolean];
 type InflightRow = [id: number, message: number, qos: 1 | 2, retain: boolean, state: InflightEntry['state']];
 interface SessionRow {
   id: string;
   /** Seconds; null for "never expires" (3.1.1 cleanSession=0). */
   expiry: number | null;
-  subs: [filter: string, qos: QoS][];
+  /** Options packed (subscription-options.ts): a 3.1.1 subscription's is its QoS. */
+  subs: [filter: string, options: number][];
   queue: QueuedRow[];
   inflight: InflightRow[];
   qos2In: number[];
   nextId: number;
+  /** When the offline session expires (ms since the epoch); absent or null: never. */
+  expiresAt?: number | null;
 }
 interface SnapshotRow {
   v: number;
@@ -53,7 +66,10 @@ export function encodeSnapshot(contents: SnapshotContents, savedAt = Date.now())
     if (index === undefined) {
       index = messages.length;
       indexes.set(message, index);
-      messages.push([message.topic, message.payload, message.qos, message.retain, message.origin]);
+      const row: MessageRow = [message.topic, message.payload, message.qos, message.retain, message.origin];
+      const carried = carriedProperties(message);
+      if (carried !== null || message.time !== 0) row.push(message.time, carried);
+      messages.push(row);
     }
     return index;
   };
@@ -69,11 +85,12 @@ export function encodeSnapshot(contents: SnapshotContents, savedAt = Date.now())
     sessions.push({
       id: session.clientId,
       expiry: Number.isFinite(session.expiryInterval) ? session.expiryInterval : null,
-      subs: [...session.subscriptions].map(([filter, options]) => [filter, options.qos]),
+      subs: [...session.subscriptions],
       queue,
       inflight,
       qos2In: [...session.incomingQos2],
       nextId: session.nextId,
+      expiresAt: Number.isFinite(session.expiresAt) ? session.expiresAt : null,
     });
   }
   const retained = contents.retained.map(ref);
@@ -93,10 +110,13 @@ export function decodeSnapshot(bytes: Uint8Array, limits: SessionLimits): Snapsh
     throw new SnapshotError(`unsupported snapshot version ${JSON.stringify((row as { v?: unknown })?.v)}`);
   }
   try {
-    const messages = row.messages.map(([topic, payload, qos, retain, origin]) => {
+    const messages = row.messages.map(([topic, payload, qos, retain, origin, time, properties]) => {
       // The decoded payload is a view of the whole file's buffer: copy it so each message
       // owns exactly its bytes.
-      return new Message(topic, Buffer.from(payload), qos, retain, origin);
+      const m = new Message(topic, Buffer.from(payload), qos, retain, origin);
+      if (time !== undefined) m.time = time;
+      takeCarriedProperties(m, properties);
+      return m;
     });
     const message = (index: number): Message => {
       const found = messages[index];
@@ -105,7 +125,8 @@ export function decodeSnapshot(bytes: Uint8Array, limits: SessionLimits): Snapsh
     };
     const sessions = row.sessions.map((s) => {
       const session = new Session(s.id, s.expiry === null ? Number.POSITIVE_INFINITY : s.expiry, limits);
-      for (const [filter, qos] of s.subs) session.subscriptions.set(filter, { qos });
+      for (const [filter, options] of s.subs) session.setSubscription(filter, options);
+      if (typeof s.expiresAt === 'number') session.expiresAt = s.expiresAt;
       for (const [index, qos, retain] of s.queue) {
         // Restored in order; the limit applies to new messages, never to what was accepted.
         session.queue.restore({ message: message(index), qos, retain });

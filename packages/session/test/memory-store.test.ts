@@ -3,7 +3,7 @@ import { MemorySessionStore } from '../src/index.js';
 import { storeContract } from './store-contract.js';
 
 storeContract(t, async (limits) => {
-  const store = new MemorySessionStore(limits);
+  const store = new MemorySessionStore<number>(limits);
   return {
     store,
     // Memory outlives nothing: "after a restart" is the same process here.

@@ -1,6 +1,9 @@
-/** The store contract against a real redis-server (each case in its own key prefix). */
-import { startRedis, type TestRedis } from '@tern/testkit';
-import { Redis } from 'ioredis';
+/**
+ * The store contract against a real redis-server (each case in its own key prefix), and again
+ * against a Redis Cluster: every script must stay on the slot of its hash tag.
+ */
+import { startRedis, startRedisCluster, type TestRedis } from '@tern/testkit';
+import { Cluster, Redis } from 'ioredis';
 import t from 'tap';
 import { RedisSessionStore } from '../src/index.js';
 import { storeContract } from './store-contract.js';
@@ -15,10 +18,10 @@ let cases = 0;
 storeContract(t, async (limits) => {
   const prefix = `contract${cases++}`;
   const connections: Redis[] = [];
-  const make = (): RedisSessionStore => {
+  const make = (): RedisSessionStore<number> => {
     const connection = new Redis(redis.url);
     connections.push(connection);
-    return new RedisSessionStore(connection, { ...limits, prefix, maxInflight: 32 });
+    return new RedisSessionStore<number>(connection, { ...limits, prefix, maxInflight: 32 });
   };
   const store = make();
   return {
@@ -29,4 +32,63 @@ storeContract(t, async (limits) => {
       await Promise.all(connections.map((c) => c.quit()));
     },
   };
+});
+
+t.test('an expired session leaves no key behind', async (t) => {
+  const connection = new Redis(redis.url);
+  t.teardown(() => connection.quit());
+  const store = new RedisSessionStore<number>(connection, {
+    prefix: 'leftovers',
+    maxQueued: 10,
+    overflowPolicy: 'drop-oldest',
+    maxInflight: 4,
+  });
+  await store.open('a', 60, false);
+  store.subscribe('a', 'x/#', 1 + 64);
+  store.enqueue(
+    { id: 1, topic: 'x/1', payload: Buffer.from('p'), qos: 1, retain: false, origin: 'o', time: 1, properties: null },
+    [['a', 1]],
+  );
+  store.sent('a', 1, 5);
+  store.incomingQos2('a', 3, true);
+  store.offline('a', 1000);
+  await store.flushed();
+  t.same(await store.expire(1000), ['a']);
+  t.same(await connection.keys('{leftovers}:*'), []);
+});
+
+t.test('on a Redis Cluster of three masters', async (t) => {
+  const deployment = await startRedisCluster(3);
+  t.teardown(() => deployment.stop());
+  const nodes = deployment.url
+    .slice('redis-cluster://'.length)
+    .split(',')
+    .map((node) => {
+      const [host, port] = node.split(':');
+      return { host: host as string, port: Number(port) };
+    });
+  let clusterCases = 0;
+  storeContract(t, async (limits) => {
+    const prefix = `cluster${clusterCases++}`;
+    const connections: Cluster[] = [];
+    const make = (): RedisSessionStore<number> => {
+      const connection = new Cluster(nodes);
+      connections.push(connection);
+      return new RedisSessionStore<number>(connection, { ...limits, prefix, maxInflight: 32 });
+    };
+    const store = make();
+    return {
+      store,
+      reopen: async () => make(),
+      // KEYS reaches one node: ask each master (the hash tag puts every key on one of them).
+      storedMessages: async () => {
+        const masters = (connections[0] as Cluster).nodes('master');
+        const counts = await Promise.all(masters.map(async (m) => (await m.keys(`{${prefix}}:m:*`)).length));
+        return counts.reduce((a, b) => a + b, 0);
+      },
+      stop: async () => {
+        await Promise.all(connections.map((c) => c.quit()));
+      },
+    };
+  });
 });

@@ -3,12 +3,18 @@
  * against each store by its own test file, so they cannot drift apart.
  */
 import type { Test } from 'tap';
-import type { SessionStore, StoredMessage, StoreLimits } from '../src/index.js';
+import { decodeStoredMessage, type SessionStore, type StoredMessage, type StoreLimits } from '../src/index.js';
+
+/** The stores under test keep packed subscription options, not only a QoS. */
+export type Store = SessionStore<number>;
 
 export interface StoreHarness {
-  store: SessionStore;
-  /** A fresh store over the same data (a new connection, a reopened file): what a restart sees. */
-  reopen(): Promise<SessionStore>;
+  store: Store;
+  /**
+   * A fresh store over the same data (a new connection, a reopened file): what a restart, or
+   * another node, sees.
+   */
+  reopen(): Promise<Store>;
   /** Messages held at all (a message must go with its last delivery). */
   storedMessages(): Promise<number>;
   stop(): Promise<void>;
@@ -17,7 +23,12 @@ export interface StoreHarness {
 export type MakeStore = (limits: StoreLimits) => Promise<StoreHarness>;
 
 let nextId = 1;
-function message(topic: string, payload: string | Uint8Array, qos: 1 | 2 = 1): StoredMessage {
+function message(
+  topic: string,
+  payload: string | Uint8Array,
+  qos: 1 | 2 = 1,
+  properties: Uint8Array | null = null,
+): StoredMessage {
   return {
     id: 2 ** 40 + nextId++,
     topic,
@@ -26,12 +37,22 @@ function message(topic: string, payload: string | Uint8Array, qos: 1 | 2 = 1): S
     retain: false,
     origin: 'publisher',
     time: 1_700_000_000_000 + nextId,
+    properties,
   };
 }
 
 const LIMITS: StoreLimits = { maxQueued: 100, overflowPolicy: 'drop-oldest' };
 
-async function payloads(store: SessionStore, clientId: string): Promise<string[]> {
+/**
+ * Subscription options as the broker packs them: QoS 1, no local, retain as published, retain
+ * handling 1, and the largest subscription identifier (268,435,455) times 64: past 32 bits.
+ */
+const PACKED = 1 + 4 + 8 + 16 + 268_435_455 * 64;
+
+/** A deadline no test reaches by the clock: only expire(now) with a later `now` passes it. */
+const later = (): number => Date.now() + 3_600_000;
+
+async function payloads(store: Store, clientId: string): Promise<string[]> {
   const s = await store.load(clientId);
   return (s?.deliveries ?? []).map((d) => Buffer.from(d.message.payload).toString());
 }
@@ -223,5 +244,170 @@ export function storeContract(t: Test, make: MakeStore): void {
       [['kept', 42]],
     );
     t.same(s?.incomingQos2, [5]);
+  });
+
+  withStore('subscription options are kept and read back exactly, past 32 bits', LIMITS, async (t, h) => {
+    const { store } = h;
+    await store.open('a', Number.POSITIVE_INFINITY, false);
+    store.subscribe('a', 'x/#', PACKED);
+    store.subscribe('a', 'y', 2 + 32 + 64);
+    store.subscribe('a', 'z', 0);
+    await store.flushed();
+    const expected = [
+      ['x/#', PACKED],
+      ['y', 2 + 32 + 64],
+      ['z', 0],
+    ];
+    const byFilter = (subs: [string, number][] | undefined) =>
+      [...(subs ?? [])].sort(([f1], [f2]) => (f1 < f2 ? -1 : 1));
+    t.same(byFilter((await store.load('a'))?.subscriptions), expected, 'load');
+    t.same(byFilter((await store.loadEncoded('a'))?.subscriptions), expected, 'loadEncoded');
+    t.same(byFilter((await store.loadEncoded('a', new Set([1])))?.subscriptions), expected, 'loadEncoded with skip');
+    t.same(byFilter((await store.loadSubscriptions()).get('a')), expected, 'loadSubscriptions');
+    const again = await h.reopen();
+    t.same(byFilter((await again.loadSubscriptions()).get('a')), expected, 'after a restart');
+  });
+
+  withStore('MQTT 5 message properties are kept as bytes; none reads as null', LIMITS, async (t, { store }) => {
+    await store.open('a', Number.POSITIVE_INFINITY, false);
+    const props = Buffer.from([0x01, 0x01, 0x26, 0x00, 0x01, 0x6b, 0x00, 0x02, 0xc3, 0xbc]);
+    const absent: StoredMessage = message('t/absent', 'd');
+    delete absent.properties;
+    const sent = [
+      message('t/props', 'a', 1, props),
+      message('t/null', 'b', 2, null),
+      message('t/empty', 'c', 1, new Uint8Array(0)),
+      absent,
+    ];
+    for (const m of sent) store.enqueue(m, [['a', m.qos as 1 | 2]]);
+    await store.flushed();
+    const expected = [props, null, Buffer.alloc(0), null];
+    const asBytes = (p: Uint8Array | null | undefined) => (p === null || p === undefined ? p : Buffer.from(p));
+    const loaded = await store.load('a');
+    t.same(
+      loaded?.deliveries.map((d) => asBytes(d.message.properties)),
+      expected,
+      'load',
+    );
+    const encoded = await store.loadEncoded('a');
+    t.same(
+      encoded?.deliveries.map((d) => asBytes(decodeStoredMessage(d.id, d.body).properties)),
+      expected,
+      'loadEncoded',
+    );
+    t.same(
+      loaded?.deliveries.map((d) => Buffer.from(d.message.payload).toString()),
+      ['a', 'b', 'c', 'd'],
+      'payloads are intact behind the properties',
+    );
+  });
+
+  withStore('an offline session is deleted once expire() passes its deadline', LIMITS, async (t, h) => {
+    const { store } = h;
+    for (const id of ['a', 'b']) await store.open(id, 60, false);
+    store.subscribe('a', 'x', 1);
+    store.enqueue(message('x', 'shared'), [
+      ['a', 1],
+      ['b', 1],
+    ]);
+    store.enqueue(message('x', 'only a'), [['a', 1]]);
+    const deadline = later();
+    store.offline('a', deadline);
+    await store.flushed();
+    t.same(await store.expire(deadline - 1), [], 'nothing is due before the deadline');
+    t.not(await store.load('a'), null);
+    t.same(await store.expire(deadline), ['a'], 'due at the deadline itself');
+    t.equal(await store.load('a'), null, 'the session is gone');
+    t.notOk((await store.loadSubscriptions()).has('a'), 'and its subscriptions');
+    t.equal(await h.storedMessages(), 1, 'the message only it held is freed; the shared one stays');
+    t.same(await payloads(store, 'b'), ['shared']);
+    t.same(await store.expire(deadline + 1), [], 'it is reported once');
+    t.equal(await store.open('a', 60, false), false, 'a later connection finds no session');
+  });
+
+  withStore('open before the deadline cancels the expiry', LIMITS, async (t, { store }) => {
+    await store.open('a', 60, false);
+    store.subscribe('a', 'x', 1);
+    const deadline = later();
+    store.offline('a', deadline);
+    t.equal(await store.open('a', 60, false), true, 'the session is resumed');
+    t.same(await store.expire(deadline + 1), [], 'and no longer expires');
+    t.same((await store.load('a'))?.subscriptions, [['x', 1]]);
+    store.offline('a', deadline);
+    t.equal(await store.open('a', 60, true), false, 'a clean start discards it');
+    t.same(await store.expire(deadline + 1), [], 'and its deadline');
+  });
+
+  withStore('open after the deadline finds no session, even before expire()', LIMITS, async (t, h) => {
+    const { store } = h;
+    await store.open('a', 60, false);
+    store.subscribe('a', 'x', 1);
+    store.enqueue(message('x', 'queued'), [['a', 1]]);
+    store.incomingQos2('a', 9, true);
+    store.offline('a', Date.now() - 1000);
+    t.equal(await store.open('a', 60, false), false, 'session present 0');
+    const s = await store.load('a');
+    t.same(
+      [s?.subscriptions, s?.deliveries, s?.incomingQos2],
+      [[], [], []],
+      'the new session has nothing of the old one',
+    );
+    t.equal(await h.storedMessages(), 0, 'its messages are freed');
+    t.same(await store.expire(Date.now() + 1000), [], 'the new session is online: nothing to expire');
+  });
+
+  withStore('a session offline with an infinite deadline never expires', LIMITS, async (t, { store }) => {
+    await store.open('a', Number.POSITIVE_INFINITY, false);
+    await store.open('b', 60, false);
+    store.offline('a', Number.POSITIVE_INFINITY);
+    store.offline('b', later());
+    store.offline('b', Number.POSITIVE_INFINITY);
+    await store.flushed();
+    t.same(await store.expire(Number.MAX_VALUE), [], 'neither expires; the later call cleared the deadline');
+    t.not(await store.load('a'), null);
+    t.not(await store.load('b'), null);
+  });
+
+  withStore('deadlines go with delete(), and none is set for a session that is not there', LIMITS, async (t, h) => {
+    const { store } = h;
+    await store.open('a', 60, false);
+    store.offline('a', later());
+    store.delete('a');
+    store.offline('ghost', later());
+    await store.flushed();
+    t.same(await store.expire(Number.MAX_VALUE), []);
+    t.equal(await store.load('ghost'), null, 'offline() makes no session');
+  });
+
+  withStore('expire reports each client id once, across calls and stores', LIMITS, async (t, h) => {
+    const { store } = h;
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const deadline = later();
+    for (const [i, id] of ids.entries()) {
+      await store.open(id, 60, false);
+      store.enqueue(message('x', id), [[id, 1]]);
+      store.offline(id, deadline + i);
+    }
+    await store.flushed();
+    t.same(await store.expire(deadline + 10, 2), ['a', 'b'], 'at most `max`, earliest deadlines first');
+    const other = await h.reopen();
+    const both = await Promise.all([store.expire(deadline + 10, 2), other.expire(deadline + 10, 2)]);
+    const rest = both.flat();
+    t.same([...rest].sort(), ['c', 'd', 'e'], 'two callers at once share the rest');
+    t.equal(new Set(rest).size, rest.length, 'no client id is reported twice');
+    t.same(await store.expire(deadline + 10), [], 'nothing is left');
+    t.same(await store.expire(deadline + 10, 0), [], 'max 0 deletes nothing');
+    t.equal(await h.storedMessages(), 0, 'every expired session released its messages');
+  });
+
+  withStore('a deadline survives a restart', LIMITS, async (t, h) => {
+    const { store } = h;
+    await store.open('a', 60, false);
+    const deadline = later();
+    store.offline('a', deadline);
+    await store.flushed();
+    const again = await h.reopen();
+    t.same(await again.expire(deadline - 1), []);
+    t.same(await again.expire(deadline), ['a']);
   });
 }

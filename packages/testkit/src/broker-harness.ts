@@ -95,7 +95,7 @@ function sessionInfo(broker: Broker, clientId: string): SessionInfo | null {
     worker: 0,
     online: session.owner !== null,
     persistent: !session.isTransient,
-    subscriptions: [...session.subscriptions].map(([filter, o]): [string, number] => [filter, o.qos]),
+    subscriptions: [...session.subscriptions].map(([filter, o]): [string, number] => [filter, (o % 64) & 3]),
     queued: session.queue.length,
     inflight: session.inflight.size,
   };

@@ -13,8 +13,12 @@ export class RawClient {
   private closedWaiters: Array<() => void> = [];
   closed = false;
 
+  /** The protocol level this client speaks (CONNECT and every packet after it). */
+  readonly version: ProtocolVersion;
+
   private constructor(socket: Socket, version: ProtocolVersion) {
     this.socket = socket;
+    this.version = version;
     this.decoder = new PacketDecoder((p) => this.receive(p), { protocolVersion: version });
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('error', () => {});
@@ -52,12 +56,12 @@ export class RawClient {
     return { client, connack };
   }
 
-  /** Sends CONNECT (3.1.1, clean, no keepalive unless `connect` says otherwise). */
+  /** Sends CONNECT (the client's protocol level, clean, no keepalive unless `connect` says otherwise). */
   sendConnect(connect: Partial<Extract<Packet, { cmd: 'connect' }>> = {}): void {
     this.send({
       cmd: 'connect',
       protocolId: 'MQTT',
-      protocolVersion: 4,
+      protocolVersion: this.version,
       clean: true,
       keepalive: 0,
       clientId: '',
@@ -73,7 +77,8 @@ export class RawClient {
     return this.expect('connack');
   }
 
-  send(packet: Packet, version: ProtocolVersion = 4): void {
+  /** Encodes for `version`, by default the protocol level this client opened with. */
+  send(packet: Packet, version: ProtocolVersion = this.version): void {
     this.socket.write(encode(packet, version));
   }
 

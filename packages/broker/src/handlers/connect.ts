@@ -10,6 +10,8 @@ import { publishTopicAllowed } from '../limits/topic-limits.js';
 import { adoptArriving, adoptMovedSession, currentBroker } from '../session-moves.js';
 import type { RejectReason } from '../stats.js';
 import { decodeStoredSession } from '../stored-session-transfer.js';
+import { connackProperties, grantedExpiry, grantedKeepalive, v5RefusalCode } from '../v5/connack.js';
+import { V5State } from '../v5/v5-state.js';
 
 /**
  * CONNECT: checks the client id and the credentials (password file, anonymous rule, will
@@ -19,29 +21,28 @@ import { decodeStoredSession } from '../stored-session-transfer.js';
 export function handleConnect(client: Client, packet: ConnectPacket): void {
   const broker = client.broker;
   client.version = packet.protocolVersion;
-  if (packet.protocolVersion === 5) {
-    // MQTT 5 sessions (properties, reason codes, flow control) are not served yet: refuse
-    // cleanly with "unsupported protocol version" in MQTT 5 form rather than half-serve them.
-    refuse(
-      client,
-      ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
-      'unsupported-protocol-version',
-      'MQTT 5 is not supported yet',
-    );
-    return;
-  }
+  if (packet.protocolVersion === 5) client.v5 = new V5State(packet, broker.config);
   // Above memoryHighWaterMark: refused before any work is spent on it (counted, not logged:
   // the node logs when the state starts and ends).
   if (broker.memoryHigh) {
     refuseWhileMemoryHigh(client);
     return;
   }
+  if (packet.properties?.authenticationMethod !== undefined) {
+    // Enhanced authentication (AUTH exchanges) is not offered: the method is refused, so the
+    // client knows at once rather than waiting for an AUTH that never comes [MQTT-4.12.0-1].
+    refuse(client, ReasonCode.BAD_AUTHENTICATION_METHOD, 'bad-credentials', 'unsupported authentication method', {
+      method: packet.properties.authenticationMethod,
+    });
+    return;
+  }
   let clientId = packet.clientId;
   if (clientId.length === 0) {
-    // A zero-length id is only allowed with cleanSession=1, and then the server assigns one
-    // [MQTT-3.1.3-6] [MQTT-3.1.3-7]; otherwise CONNACK 0x02 and close [MQTT-3.1.3-8].
-    // MQTT 3.1 requires an id of 1..23 characters.
-    if (!packet.clean || packet.protocolVersion === 3) {
+    // A zero-length id is only allowed with cleanSession=1 in 3.1.1, and then the server
+    // assigns one [MQTT-3.1.3-6] [MQTT-3.1.3-7]; otherwise CONNACK 0x02 and close
+    // [MQTT-3.1.3-8]. MQTT 3.1 requires an id of 1..23 characters. MQTT 5 assigns one with
+    // or without clean start and says which in CONNACK [MQTT-3.2.2-16].
+    if ((!packet.clean && packet.protocolVersion !== 5) || packet.protocolVersion === 3) {
       refuse(
         client,
         ConnackReturnCode.IDENTIFIER_REJECTED,
@@ -51,6 +52,7 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
       return;
     }
     clientId = `tern-${randomBytes(9).toString('base64url')}`;
+    client.assignedClientId = clientId;
   }
   client.identify(clientId);
   // A will is a PUBLISH made in advance: its topic meets the same limits.
@@ -178,14 +180,18 @@ function replayHeld(client: Client): void {
 function accept(client: Client, packet: ConnectPacket): void {
   const broker = client.broker;
   const clientId = client.clientId;
-  const sessionPresent = broker.attach(client, clientId, packet.clean);
+  const expiry = grantedExpiry(packet, broker.config);
+  const sessionPresent = broker.attach(client, clientId, packet.clean, expiry);
   const session = client.session as NonNullable<Client['session']>;
   session.will = packet.will ?? null;
+  // The client takes at most this many QoS 1/2 PUBLISHes unacknowledged [MQTT-3.3.4-9].
+  session.receiveMaximum = packet.properties?.receiveMaximum ?? 0xffff;
   // The cluster keeps the will, so a survivor publishes it if this node dies.
   if (packet.will !== undefined) broker.journal?.will(clientId, packet.will);
   // What this client may read decides what the session is delivered, online or not.
   session.readFilter = client.acl;
-  client.keepaliveMs = packet.keepalive * 1000;
+  const keepalive = grantedKeepalive(packet, broker.config);
+  client.keepaliveMs = keepalive * 1000;
   client.state = 'connected';
   broker.stats.clientsConnected++;
   if (broker.stats.clientsConnected > broker.stats.clientsMaximum) {
@@ -193,7 +199,11 @@ function accept(client: Client, packet: ConnectPacket): void {
   }
   // Session present is 0 for a clean session [MQTT-3.2.2-1], 1 when a stored session was
   // resumed [MQTT-3.2.2-2], 0 when none existed [MQTT-3.2.2-3].
-  client.conn.write(encode({ cmd: 'connack', sessionPresent, returnCode: 0 }, packet.protocolVersion));
+  const properties =
+    client.v5 === null
+      ? undefined
+      : connackProperties(packet, broker.config, client.assignedClientId, expiry, keepalive);
+  client.conn.write(encode({ cmd: 'connack', sessionPresent, returnCode: 0, properties }, packet.protocolVersion));
   if (client.debugEnabled) {
     client.log.debug({ clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
   }
@@ -215,6 +225,14 @@ function refuse(
   client.log.info({ returnCode, ...fields }, `connection refused: ${why}`);
   client.closeReason ??= 'not-authorized';
   client.broker.stats.connectionsRejected[reason]++;
-  client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode }, client.version));
+  if (client.v5 !== null) {
+    // MQTT 5 says why in words too, unless the client asked not to be told [MQTT-3.1.2-29]
+    // (CONNACK may carry it either way; the client's wish is kept).
+    const code = v5RefusalCode(returnCode);
+    const properties = client.v5.problemInformation ? { reasonString: why } : undefined;
+    client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode: code, properties }, 5));
+  } else {
+    client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode }, client.version));
+  }
   client.conn.end();
 }

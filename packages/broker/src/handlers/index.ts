@@ -57,7 +57,7 @@ export function dispatch(client: Client, packet: Packet): void {
       handlePingreq(client);
       break;
     case 'disconnect':
-      handleDisconnect(client);
+      handleDisconnect(client, packet);
       break;
     case 'connect':
       // A second CONNECT is a protocol violation [MQTT-3.1.0-2].

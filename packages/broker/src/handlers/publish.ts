@@ -1,10 +1,12 @@
-import type { PublishPacket } from '@tern/protocol';
+import { type PublishPacket, ReasonCode } from '@tern/protocol';
 import { Message } from '@tern/session';
-import { writePuback, writePubrec } from '../acks.js';
+import { writeAckWithReason, writePuback, writePubrec } from '../acks.js';
 import type { Client } from '../client.js';
 import type { ClusterLink, SessionJournal } from '../cluster-link.js';
 import { spendPublishToken } from '../limits/publish-rate.js';
 import { publishTopicAllowed } from '../limits/topic-limits.js';
+import { resolveTopicAlias, withinReceiveMaximum } from '../v5/inbound-publish.js';
+import { applyPublishProperties } from '../v5/message-properties.js';
 import { authorizePublish } from './plugin-checks.js';
 
 /**
@@ -20,6 +22,11 @@ import { authorizePublish } from './plugin-checks.js';
 export function handlePublish(client: Client, packet: PublishPacket): void {
   const broker = client.broker;
   broker.stats.publishedByQos[packet.qos]++;
+  const v5 = client.v5;
+  if (v5 !== null) {
+    if (!resolveTopicAlias(client, v5, packet)) return;
+    if (packet.qos > 0 && !withinReceiveMaximum(client, v5, packet)) return;
+  }
   const config = broker.config;
   if (
     (config.maxTopicLength !== 0 || config.maxTopicLevels !== 0) &&
@@ -47,6 +54,11 @@ export function acceptPublish(client: Client, packet: PublishPacket, allowed: bo
     route(client, packet, allowed);
     return;
   }
+  if (client.v5 !== null && !(allowed && wouldRoute(client, packet))) {
+    // MQTT 5 can say no: PUBACK/PUBREC 0x87, and the flow ends there (MQTT 5 section 3.4.2.1).
+    refusePublish(client, packet);
+    return;
+  }
   if (broker.journal !== null) {
     acceptDurably(client, packet, allowed, broker.journal);
     return;
@@ -58,7 +70,7 @@ export function acceptPublish(client: Client, packet: PublishPacket, allowed: bo
   if (qos === 1) {
     if (gated) {
       route(client, packet, allowed);
-      client.queueAck(() => writePuback(client.conn, id), memberBarrier(client));
+      queuePuback(client, id, memberBarrier(client));
       return;
     }
     if (client.gatedAcks === null) writePuback(client.conn, id);
@@ -90,8 +102,7 @@ function acceptDurably(client: Client, packet: PublishPacket, allowed: boolean, 
   const id = packet.messageId as number;
   if (packet.qos === 1) {
     route(client, packet, allowed);
-    const wait = packet.retain ? memberBarrier(client) : link.confirmForwarded();
-    client.queueAck(() => writePuback(client.conn, id), wait);
+    queuePuback(client, id, packet.retain ? memberBarrier(client) : link.confirmForwarded());
     return;
   }
   const session = client.session as NonNullable<Client['session']>;
@@ -105,6 +116,35 @@ function acceptDurably(client: Client, packet: PublishPacket, allowed: boolean, 
     wait = packet.retain ? memberBarrier(client) : link.confirmForwarded();
   }
   client.queueAck(() => writePubrec(client.conn, id), wait);
+}
+
+/**
+ * A PUBACK written once `wait` resolves; meanwhile it counts against an MQTT 5 client's
+ * receive maximum (the client may not send more than that many unacknowledged).
+ */
+function queuePuback(client: Client, id: number, wait: Promise<void> | null): void {
+  const v5 = client.v5;
+  if (v5 === null || (wait === null && client.gatedAcks === null)) {
+    client.queueAck(() => writePuback(client.conn, id), wait);
+    return;
+  }
+  v5.unackedQos1++;
+  client.queueAck(() => {
+    v5.unackedQos1--;
+    writePuback(client.conn, id);
+  }, wait);
+}
+
+/** MQTT 5: a PUBLISH the ACL or the auth plug-in refused is answered 0x87 and dropped. */
+function refusePublish(client: Client, packet: PublishPacket): void {
+  const acl = client.acl;
+  if (acl !== null && !packet.topic.startsWith('$SYS') && !acl.canPublish(packet.topic)) {
+    client.broker.stats.aclDenied.publish++;
+  }
+  if (client.debugEnabled) client.log.debug({ topic: packet.topic, qos: packet.qos }, 'publish refused: answered 0x87');
+  const id = packet.messageId as number;
+  const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
+  client.queueAck(() => writeAckWithReason(client.conn, cmd, id, ReasonCode.NOT_AUTHORIZED), null);
 }
 
 /** Resolves once every other member has handled what this one sent so far (null: alone). */
@@ -133,5 +173,7 @@ function route(client: Client, packet: PublishPacket, allowed: boolean): void {
     return;
   }
   if (!allowed) return;
-  client.broker.publish(new Message(packet.topic, packet.payload, packet.qos, packet.retain, client.clientId));
+  const message = new Message(packet.topic, packet.payload, packet.qos, packet.retain, client.clientId);
+  if (packet.properties !== undefined) applyPublishProperties(message, packet.properties);
+  client.broker.publish(message);
 }

@@ -1,5 +1,5 @@
-import { encode, type QoS, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
-import type { Session } from '@tern/session';
+import { encode, type QoS, ReasonCode, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
+import { packOptions, type Session } from '@tern/session';
 import type { SubscribeVerdict } from '../access/plugin.js';
 import type { Client } from '../client.js';
 import { limitHit } from '../limits/client-limits.js';
@@ -29,8 +29,17 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void {
   grant(client, session, packet, null);
 }
 
+type Refusal = 'shared' | 'acl' | 'topic-limit';
+
+/** The MQTT 5 SUBACK reason code for each refusal (MQTT 5 section 3.9.3). */
+const V5_REFUSALS: Record<Refusal, number> = {
+  shared: ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+  acl: ReasonCode.NOT_AUTHORIZED,
+  'topic-limit': ReasonCode.TOPIC_FILTER_INVALID,
+};
+
 /** Why the broker itself refuses `filter`, or null; counted and logged when `count`. */
-function refusal(client: Client, filter: string, count: boolean): string | null {
+function refusal(client: Client, filter: string, count: boolean): Refusal | null {
   if (filter.startsWith('$share/') || filter.startsWith('$queue/')) {
     // Shared subscriptions arrive with MQTT 5 support; refuse rather than half-serve them.
     return 'shared';
@@ -63,19 +72,26 @@ function grant(
   const broker = client.broker;
   const max = broker.config.maxSubscriptions;
   const granted: number[] = [];
+  /** Per filter: whether its retained messages are sent (MQTT 5 retain handling). */
+  const sendRetained: boolean[] = [];
   let newRoute = false;
   // A persistent session's subscriptions are kept cluster-wide (a node of a cluster).
   const journal = broker.journal;
   let stored = false;
+  const v5 = client.v5 !== null;
+  // MQTT 5: one subscription identifier for every filter of the packet (MQTT 5 section 3.8.2.1.2).
+  const subscriptionId = v5 ? (packet.properties?.subscriptionIdentifiers?.[0] ?? 0) : 0;
   for (let i = 0; i < packet.subscriptions.length; i++) {
     const sub = packet.subscriptions[i] as SubscribePacket['subscriptions'][number];
-    if (refusal(client, sub.topic, true) !== null) {
-      granted.push(SUBACK_FAILURE);
+    sendRetained.push(false);
+    const refused = refusal(client, sub.topic, true);
+    if (refused !== null) {
+      granted.push(v5 ? V5_REFUSALS[refused] : SUBACK_FAILURE);
       continue;
     }
     const verdict = verdicts?.[i] ?? null;
     if (verdict !== null && verdict.granted === SUBACK_FAILURE) {
-      granted.push(SUBACK_FAILURE);
+      granted.push(v5 ? ReasonCode.NOT_AUTHORIZED : SUBACK_FAILURE);
       continue;
     }
     const qos = (verdict === null ? sub.qos : verdict.granted) as QoS;
@@ -87,23 +103,34 @@ function grant(
           'subscription refused: maxSubscriptions reached',
         );
       }
-      granted.push(SUBACK_FAILURE);
+      granted.push(v5 ? ReasonCode.QUOTA_EXCEEDED : SUBACK_FAILURE);
       continue;
     }
-    if (broker.subscribe(session, sub.topic, qos)) newRoute = true;
+    const existed = session.subscriptions.has(sub.topic);
+    const options = packOptions({
+      qos,
+      noLocal: sub.noLocal === true,
+      retainAsPublished: sub.retainAsPublished === true,
+      retainHandling: sub.retainHandling ?? 0,
+      subscriptionId,
+    });
+    if (broker.subscribe(session, sub.topic, options)) newRoute = true;
     if (journal !== null && !session.isTransient) {
-      journal.subscribed(session.clientId, sub.topic, qos);
+      journal.subscribed(session.clientId, sub.topic, options);
       stored = true;
     }
     granted.push(qos);
+    // Retain handling: 0 send, 1 send only for a new subscription, 2 never [MQTT-3.3.1-9..11].
+    const handling = sub.retainHandling ?? 0;
+    sendRetained[i] = handling === 0 || (handling === 1 && !existed);
   }
   const suback = encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version);
   const answer = (): void => {
     client.conn.write(suback);
     for (let i = 0; i < packet.subscriptions.length; i++) {
-      const g = granted[i] as number;
-      if (g !== SUBACK_FAILURE) {
-        client.broker.sendRetained(session, (packet.subscriptions[i] as { topic: string }).topic, g as QoS);
+      if (sendRetained[i] === true) {
+        const g = granted[i] as QoS;
+        client.broker.sendRetained(session, (packet.subscriptions[i] as { topic: string }).topic, g);
       }
     }
   };

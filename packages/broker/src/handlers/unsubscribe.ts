@@ -1,4 +1,4 @@
-import { encode, type UnsubscribePacket } from '@tern/protocol';
+import { encode, ReasonCode, type UnsubscribePacket } from '@tern/protocol';
 import type { Client } from '../client.js';
 
 /** UNSUBSCRIBE: remove each filter, then UNSUBACK even if none existed [MQTT-3.10.4-5]. */
@@ -7,11 +7,15 @@ export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): vo
   if (session === null) return;
   const journal = client.broker.journal;
   const stored = journal !== null && !session.isTransient;
+  // MQTT 5 answers each filter: success, or "no subscription existed" (MQTT 5 section 3.11.3).
+  const codes: number[] = [];
   for (const filter of packet.unsubscriptions) {
+    codes.push(session.subscriptions.has(filter) ? ReasonCode.SUCCESS : ReasonCode.NO_SUBSCRIPTION_EXISTED);
     client.broker.unsubscribe(session, filter);
     if (stored) journal.unsubscribed(session.clientId, filter);
   }
-  const bytes = encode({ cmd: 'unsuback', messageId: packet.messageId }, client.version);
+  const granted = client.v5 === null ? undefined : codes;
+  const bytes = encode({ cmd: 'unsuback', messageId: packet.messageId, granted }, client.version);
   // A stored session's UNSUBACK waits for the store: no crash after it brings the filter back.
   client.queueAck(() => client.conn.write(bytes), stored ? (client.broker.link?.confirmJournal() ?? null) : null);
 }

@@ -84,7 +84,7 @@ export const COUNTERS: Readonly<Record<keyof SnapshotCounters, MetricDef>> = {
   },
   messagesDropped: {
     name: 'tern_messages_dropped_total',
-    help: 'Deliveries dropped, by reason: queue-full, slow-subscriber (QoS 0), offline-qos0, memory-high-water-mark (QoS 0 shed).',
+    help: "Deliveries dropped, by reason: queue-full, slow-subscriber (QoS 0), offline-qos0, memory-high-water-mark (QoS 0 shed), too-large-for-client (over an MQTT 5 client's maximum packet size), expired (MQTT 5 message expiry).",
     label: { name: 'reason' },
   },
   queueOverflows: {

@@ -129,6 +129,8 @@ export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop
         'slow-subscriber': s.droppedSlowSubscriber,
         'offline-qos0': s.droppedOffline,
         'memory-high-water-mark': s.droppedMemory,
+        'too-large-for-client': s.droppedTooLarge,
+        expired: s.droppedExpired,
       },
       queueOverflows: s.queueOverflows,
       willsPublished: s.willsPublished,

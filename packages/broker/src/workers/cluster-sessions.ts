@@ -14,7 +14,14 @@
 import type { Forwarded, NodeBus } from '@tern/cluster';
 import type { QoS, Will } from '@tern/protocol';
 import { SubscriptionIndex } from '@tern/router';
-import type { EncodedDelivery, EncodedSession, SessionStore } from '@tern/session';
+import {
+  type EncodedDelivery,
+  type EncodedSession,
+  hasFlag,
+  NO_LOCAL,
+  optionsQos,
+  type SessionStore,
+} from '@tern/session';
 import type { Logger } from '../logger.js';
 import { encodeStoredSession } from '../stored-session-transfer.js';
 import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
@@ -36,7 +43,7 @@ export class ClusterSessions {
   private readonly log: Logger;
   private readonly interest: InterestChange;
   /** filter -> client id -> granted QoS, for every persistent session in the cluster. */
-  private readonly index = new SubscriptionIndex<QoS>();
+  private readonly index = new SubscriptionIndex<number>();
   private readonly filtersOf = new Map<string, Set<string>>();
   /**
    * Per session handed to a worker from the store: the ids of the deliveries it was given.
@@ -50,7 +57,12 @@ export class ClusterSessions {
   private readonly releaseTimeoutMs: number;
   /** Scratch of one match: client id -> best QoS. */
   private readonly matched = new Map<string, QoS>();
-  private readonly collect = (clientId: string, qos: QoS): void => {
+  /** The publisher of the record being matched: an MQTT 5 no-local subscription skips it. */
+  private matchOrigin = '';
+  /** `options`: packed (subscription-options.ts); a 3.1.1 subscription's is its QoS. */
+  private readonly collect = (clientId: string, options: number): void => {
+    if (hasFlag(options, NO_LOCAL) && clientId === this.matchOrigin) return;
+    const qos = optionsQos(options);
     const best = this.matched.get(clientId);
     if (best === undefined || qos > best) this.matched.set(clientId, qos);
   };
@@ -116,6 +128,7 @@ export class ClusterSessions {
   private queueFor(record: Forwarded): void {
     if (record.qos === 0 || this.filtersOf.size === 0) return;
     this.matched.clear();
+    this.matchOrigin = record.origin;
     this.index.match(record.topic, this.collect);
     if (this.matched.size === 0) return;
     const targets: [string, 1 | 2][] = [];

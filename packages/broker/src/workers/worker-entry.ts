@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Forwarded } from '@tern/cluster';
 import type { TlsMaterial } from '@tern/listener';
-import { decodeSnapshot, encodeSnapshot, Message } from '@tern/session';
+import { decodeSnapshot, encodeSnapshot, Message, optionsQos } from '@tern/session';
 import { Broker } from '../broker.js';
 import { type ListenerFds, ListenerSet } from '../listeners.js';
 import { createRootLogger } from '../logger.js';
@@ -178,7 +178,7 @@ port.on('message', (message: ToWorker) => {
               worker: data.index,
               online: session.owner !== null,
               persistent: !session.isTransient,
-              subscriptions: [...session.subscriptions].map(([filter, o]): [string, number] => [filter, o.qos]),
+              subscriptions: [...session.subscriptions].map(([filter, o]): [string, number] => [filter, optionsQos(o)]),
               queued: session.queue.length,
               inflight: session.inflight.size,
             };

@@ -17,15 +17,20 @@ import {
   decodeSession,
   type EncodedDelivery,
   type EncodedSession,
+  EXPIRE_BATCH,
   type SessionStore,
   type StoredMessage,
   type StoredSession,
+  type StoredSubscription,
   StoreError,
   type StoreLimits,
 } from './session-store.js';
 
+// sessions.expires_at: the deadline (ms since the epoch) of an offline session that expires;
+// NULL while it is online or when it never expires. subscriptions.qos holds the subscription's
+// options (a 64-bit INTEGER: the packed value passes 32 bits); the name predates them.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, expiry REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, expiry REAL NOT NULL, expires_at REAL);
 CREATE TABLE IF NOT EXISTS subscriptions (
   client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter));
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -39,9 +44,17 @@ CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, body BLOB NOT NULL)
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
+/** Brings a database made by an earlier version up to SCHEMA (run after it). */
+function migrate(db: Database.Database): void {
+  const columns = db.pragma('table_info(sessions)') as { name: string }[];
+  if (!columns.some((c) => c.name === 'expires_at')) db.exec('ALTER TABLE sessions ADD COLUMN expires_at REAL');
+  // Made here, not in SCHEMA: on an old database the column exists only after the line above.
+  db.exec('CREATE INDEX IF NOT EXISTS sessions_by_deadline ON sessions (expires_at) WHERE expires_at IS NOT NULL');
+}
+
 type Op = () => void;
 
-export class DiskSessionStore implements SessionStore {
+export class DiskSessionStore<Opt extends number = QoS> implements SessionStore<Opt> {
   private readonly db: Database.Database;
   private readonly limits: StoreLimits;
   private pending: Op[] = [];
@@ -59,6 +72,7 @@ export class DiskSessionStore implements SessionStore {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.exec(SCHEMA);
+      migrate(this.db);
     } catch (err) {
       throw new StoreError(`cannot open the data directory ${dir}: ${(err as Error).message}`, { cause: err });
     }
@@ -72,12 +86,20 @@ export class DiskSessionStore implements SessionStore {
     const db = this.db;
     return {
       sessionExists: db.prepare('SELECT expiry FROM sessions WHERE client_id = ?'),
+      deadlineOf: db.prepare('SELECT expires_at AS deadline FROM sessions WHERE client_id = ?'),
+      // Opening a session puts it online: no deadline.
       upsertSession: db.prepare(
-        'INSERT INTO sessions (client_id, expiry) VALUES (?, ?) ON CONFLICT (client_id) DO UPDATE SET expiry = excluded.expiry',
+        'INSERT INTO sessions (client_id, expiry) VALUES (?, ?) ON CONFLICT (client_id) DO UPDATE SET expiry = excluded.expiry, expires_at = NULL',
+      ),
+      setDeadline: db.prepare('UPDATE sessions SET expires_at = ? WHERE client_id = ?'),
+      dueSessions: db.prepare(
+        'SELECT client_id AS clientId FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?',
       ),
       deleteSession: db.prepare('DELETE FROM sessions WHERE client_id = ?'),
-      subscriptionsOf: db.prepare('SELECT filter, qos FROM subscriptions WHERE client_id = ? ORDER BY rowid'),
-      allSubscriptions: db.prepare('SELECT client_id, filter, qos FROM subscriptions ORDER BY rowid'),
+      subscriptionsOf: db.prepare(
+        'SELECT filter, qos AS options FROM subscriptions WHERE client_id = ? ORDER BY rowid',
+      ),
+      allSubscriptions: db.prepare('SELECT client_id, filter, qos AS options FROM subscriptions ORDER BY rowid'),
       upsertSubscription: db.prepare(
         'INSERT INTO subscriptions (client_id, filter, qos) VALUES (?, ?, ?) ON CONFLICT (client_id, filter) DO UPDATE SET qos = excluded.qos',
       ),
@@ -120,24 +142,43 @@ export class DiskSessionStore implements SessionStore {
 
   async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
     this.commitNow();
-    let existed = this.s.sessionExists.get(clientId) !== undefined;
-    this.commit([
-      () => {
-        if (existed && cleanStart) {
-          this.deleteNow(clientId);
-          existed = false;
-        }
-        this.s.upsertSession.run(clientId, expiryValue(expiryInterval));
-      },
-    ]);
+    const row = this.s.deadlineOf.get(clientId) as { deadline: number | null } | undefined;
+    let existed = row !== undefined;
+    // A session past its deadline that expire() has not reached yet is gone all the same.
+    const lapsed = row !== undefined && row.deadline !== null && row.deadline <= Date.now();
+    this.transact('open', () => {
+      if (existed && (cleanStart || lapsed)) {
+        this.deleteNow(clientId);
+        existed = false;
+      }
+      this.s.upsertSession.run(clientId, expiryValue(expiryInterval));
+    });
     return existed;
   }
 
-  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null> {
+  offline(clientId: string, expiresAt: number): void {
+    const deadline = Number.isFinite(expiresAt) ? expiresAt : null;
+    this.queue(() => this.s.setDeadline.run(deadline, clientId));
+  }
+
+  async expire(now: number, max = EXPIRE_BATCH): Promise<string[]> {
+    this.commitNow();
+    const limit = Math.floor(max);
+    // LIMIT with a negative count means no limit in SQLite.
+    if (!(limit > 0)) return [];
+    let due: string[] = [];
+    this.transact('expire', () => {
+      due = (this.s.dueSessions.all(now, limit) as { clientId: string }[]).map((r) => r.clientId);
+      for (const clientId of due) this.deleteNow(clientId);
+    });
+    return due;
+  }
+
+  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession<Opt> | null> {
     return decodeSession(await this.loadEncoded(clientId, skip), decodeStoredMessage);
   }
 
-  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null> {
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession<Opt> | null> {
     this.commitNow();
     const header = this.s.sessionExists.get(clientId) as { expiry: number } | undefined;
     if (header === undefined) return null;
@@ -153,8 +194,8 @@ export class DiskSessionStore implements SessionStore {
     return {
       clientId,
       expiryInterval: header.expiry < 0 ? Number.POSITIVE_INFINITY : header.expiry,
-      subscriptions: (this.s.subscriptionsOf.all(clientId) as { filter: string; qos: QoS }[]).map(
-        (r): [string, QoS] => [r.filter, r.qos],
+      subscriptions: (this.s.subscriptionsOf.all(clientId) as { filter: string; options: Opt }[]).map(
+        (r): StoredSubscription<Opt> => [r.filter, r.options],
       ),
       deliveries: rows.map(
         (r): EncodedDelivery => ({
@@ -169,23 +210,23 @@ export class DiskSessionStore implements SessionStore {
     };
   }
 
-  async loadSubscriptions(): Promise<Map<string, [string, QoS][]>> {
+  async loadSubscriptions(): Promise<Map<string, StoredSubscription<Opt>[]>> {
     this.commitNow();
-    const out = new Map<string, [string, QoS][]>();
-    for (const r of this.s.allSubscriptions.all() as { client_id: string; filter: string; qos: QoS }[]) {
+    const out = new Map<string, StoredSubscription<Opt>[]>();
+    for (const r of this.s.allSubscriptions.all() as { client_id: string; filter: string; options: Opt }[]) {
       let list = out.get(r.client_id);
       if (list === undefined) {
         list = [];
         out.set(r.client_id, list);
       }
-      list.push([r.filter, r.qos]);
+      list.push([r.filter, r.options]);
     }
     return out;
   }
 
-  subscribe(clientId: string, filter: string, qos: QoS): void {
+  subscribe(clientId: string, filter: string, options: Opt): void {
     this.queue(() => {
-      if (this.s.sessionExists.get(clientId) !== undefined) this.s.upsertSubscription.run(clientId, filter, qos);
+      if (this.s.sessionExists.get(clientId) !== undefined) this.s.upsertSubscription.run(clientId, filter, options);
     });
   }
 
@@ -307,6 +348,15 @@ export class DiskSessionStore implements SessionStore {
       return;
     }
     for (const w of waiters) w.resolve();
+  }
+
+  /** Runs `op` in a transaction of its own now (pending writes must be committed first). */
+  private transact(what: string, op: Op): void {
+    try {
+      this.commit([op]);
+    } catch (err) {
+      throw new StoreError(`${what} failed in the data directory: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   private deleteNow(clientId: string): void {

@@ -5,13 +5,15 @@
  */
 import type { QoS } from '@tern/protocol';
 import { encodeStoredMessage } from './message-codec.js';
-import type {
-  EncodedSession,
-  SessionStore,
-  StoredDelivery,
-  StoredMessage,
-  StoredSession,
-  StoreLimits,
+import {
+  type EncodedSession,
+  EXPIRE_BATCH,
+  type SessionStore,
+  type StoredDelivery,
+  type StoredMessage,
+  type StoredSession,
+  type StoredSubscription,
+  type StoreLimits,
 } from './session-store.js';
 
 interface Entry {
@@ -21,17 +23,22 @@ interface Entry {
   released: boolean;
 }
 
-interface Record {
+interface Record<Opt extends number> {
   expiryInterval: number;
-  subscriptions: Map<string, QoS>;
+  subscriptions: Map<string, Opt>;
   deliveries: Entry[];
   incomingQos2: Set<number>;
 }
 
-export class MemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, Record>();
+export class MemorySessionStore<Opt extends number = QoS> implements SessionStore<Opt> {
+  private readonly sessions = new Map<string, Record<Opt>>();
   /** Each stored message and how many deliveries refer to it. */
   private readonly messages = new Map<number, { message: StoredMessage; refs: number }>();
+  /**
+   * Client id -> deadline (ms since the epoch) of each offline session that expires: kept
+   * apart from the sessions so expire() looks at these only.
+   */
+  private readonly deadlines = new Map<string, number>();
   private readonly limits: StoreLimits;
 
   constructor(limits: StoreLimits) {
@@ -44,6 +51,9 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+    const deadline = this.deadlines.get(clientId);
+    if (deadline !== undefined && deadline <= Date.now()) this.delete(clientId);
+    this.deadlines.delete(clientId);
     const existing = this.sessions.get(clientId);
     if (existing !== undefined && !cleanStart) {
       existing.expiryInterval = expiryInterval;
@@ -59,7 +69,23 @@ export class MemorySessionStore implements SessionStore {
     return false;
   }
 
-  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null> {
+  offline(clientId: string, expiresAt: number): void {
+    if (!this.sessions.has(clientId)) return;
+    if (Number.isFinite(expiresAt)) this.deadlines.set(clientId, expiresAt);
+    else this.deadlines.delete(clientId);
+  }
+
+  async expire(now: number, max = EXPIRE_BATCH): Promise<string[]> {
+    const limit = Math.floor(max);
+    if (!(limit > 0)) return [];
+    const due = [...this.deadlines].filter(([, deadline]) => deadline <= now);
+    due.sort((a, b) => a[1] - b[1]);
+    const expired = due.slice(0, limit).map(([clientId]) => clientId);
+    for (const clientId of expired) this.delete(clientId);
+    return expired;
+  }
+
+  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession<Opt> | null> {
     const r = this.sessions.get(clientId);
     if (r === undefined) return null;
     return {
@@ -78,7 +104,7 @@ export class MemorySessionStore implements SessionStore {
     };
   }
 
-  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null> {
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession<Opt> | null> {
     const loaded = await this.load(clientId, skip);
     if (loaded === null) return null;
     const deliveries = first === undefined || first <= 0 ? loaded.deliveries : loaded.deliveries.slice(0, first);
@@ -94,14 +120,14 @@ export class MemorySessionStore implements SessionStore {
     };
   }
 
-  async loadSubscriptions(): Promise<Map<string, [string, QoS][]>> {
-    const out = new Map<string, [string, QoS][]>();
+  async loadSubscriptions(): Promise<Map<string, StoredSubscription<Opt>[]>> {
+    const out = new Map<string, StoredSubscription<Opt>[]>();
     for (const [clientId, r] of this.sessions) if (r.subscriptions.size > 0) out.set(clientId, [...r.subscriptions]);
     return out;
   }
 
-  subscribe(clientId: string, filter: string, qos: QoS): void {
-    this.sessions.get(clientId)?.subscriptions.set(filter, qos);
+  subscribe(clientId: string, filter: string, options: Opt): void {
+    this.sessions.get(clientId)?.subscriptions.set(filter, options);
   }
 
   unsubscribe(clientId: string, filter: string): void {
@@ -120,7 +146,8 @@ export class MemorySessionStore implements SessionStore {
       }
       let held = this.messages.get(message.id);
       if (held === undefined) {
-        held = { message, refs: 0 };
+        // Read back as the other stores read it: properties null, never absent.
+        held = { message: message.properties === undefined ? { ...message, properties: null } : message, refs: 0 };
         this.messages.set(message.id, held);
       }
       held.refs++;
@@ -159,6 +186,7 @@ export class MemorySessionStore implements SessionStore {
     if (r === undefined) return;
     for (const e of r.deliveries) this.release(e.id);
     this.sessions.delete(clientId);
+    this.deadlines.delete(clientId);
   }
 
   flushed(): Promise<void> {

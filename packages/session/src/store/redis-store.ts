@@ -3,16 +3,22 @@
  * and lets a session outlive the node that held it (SIGKILL included).
  *
  *   {p}:s:<client id>     hash: expiry (seconds, or "inf")
- *   {p}:sub:<client id>   hash: filter -> granted QoS
- *   {p}:psubs             hash: "<client id>\0<filter>" -> QoS, every session's subscriptions
+ *   {p}:sub:<client id>   hash: filter -> subscription options (an integer, kept as given)
+ *   {p}:psubs             hash: "<client id>\0<filter>" -> options, every session's subscriptions
  *                         (read once by a node at start: which sessions a message is queued for)
+ *   {p}:expiring          sorted set: client id, scored by its deadline (ms since the epoch), of
+ *                         every offline session that expires; online sessions are not in it
  *   {p}:q:<client id>     list: message ids of the session's deliveries, in order
  *   {p}:d:<client id>     hash: message id -> "qos,packetId,released"
  *   {p}:in2:<client id>   set: incoming QoS 2 packet ids awaiting PUBREL
- *   {p}:m:<message id>    string: the message (msgpack), stored once for every queue holding it
+ *   {p}:m:<message id>    string: the message (message-codec.ts), stored once for every queue
+ *                         holding it
  *   {p}:rc                hash: message id -> how many deliveries refer to it
  *
- * Every key carries the {p} hash tag, so the scripts stay on one slot of a Redis Cluster.
+ * Every key carries the {p} hash tag, so the scripts stay on one slot of a Redis Cluster. A script
+ * that reaches keys it cannot name up front (APPLY, EXPIRE: the sessions it meets) builds them
+ * from the prefix; with the tag in it they hash to the slot of the keys the call names, so the
+ * node that runs the script holds them (Redis lets a script without flags touch undeclared keys).
  * Writes go out pipelined, without waiting; `flushed()` waits for the last one (a connection
  * answers in order). The check-and-set steps (queue bound, reference counts) are Lua scripts,
  * atomic in Redis [DESIGN.md: Lua where a check-and-set must be atomic].
@@ -24,9 +30,11 @@ import {
   decodeSession,
   type EncodedDelivery,
   type EncodedSession,
+  EXPIRE_BATCH,
   type SessionStore,
   type StoredMessage,
   type StoredSession,
+  type StoredSubscription,
   StoreError,
   type StoreLimits,
 } from './session-store.js';
@@ -41,26 +49,69 @@ local function release(rc, prefix, id)
   end
 end`;
 
-/** Removes a whole session and its references. KEYS: s sub q d in2 rc psubs; ARGV: prefix client. */
+/**
+ * Removes a whole session, its references and its deadline. k: s sub q d in2 rc psubs expiring;
+ * ARGV: prefix client.
+ */
 const DELETE_FN = `
 local function delete_session(k, prefix, client)
   for _, id in ipairs(redis.call('LRANGE', k[3], 0, -1)) do release(k[6], prefix, id) end
   for _, filter in ipairs(redis.call('HKEYS', k[2])) do redis.call('HDEL', k[7], client .. '\\0' .. filter) end
   redis.call('DEL', k[1], k[2], k[3], k[4], k[5])
+  redis.call('ZREM', k[8], client)
 end`;
 
-/** KEYS: s sub q d in2 rc psubs; ARGV: prefix client expiry clean(0/1). Returns 1 if a session was resumed. */
+/**
+ * KEYS: s sub q d in2 rc psubs expiring; ARGV: prefix client expiry clean(0/1). Returns 1 if a
+ * session was resumed. The session is online again: its deadline goes. A deadline already
+ * passed (by the Redis server's clock, the same for every node) makes it a session that is
+ * gone, deleted here even if no expire() has reached it. TIME before a write is allowed since
+ * Redis 5 replicates a script's effects, not the script.
+ */
 const OPEN = `${RELEASE_FN}${DELETE_FN}
 local existed = redis.call('EXISTS', KEYS[1]) == 1
-if existed and ARGV[4] == '1' then delete_session(KEYS, ARGV[1], ARGV[2]); existed = false end
+local clean = ARGV[4] == '1'
+local deadline = redis.call('ZSCORE', KEYS[8], ARGV[2])
+if deadline then
+  local now = redis.call('TIME')
+  if tonumber(deadline) <= tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) then clean = true end
+  redis.call('ZREM', KEYS[8], ARGV[2])
+end
+if existed and clean then delete_session(KEYS, ARGV[1], ARGV[2]); existed = false end
 redis.call('HSET', KEYS[1], 'expiry', ARGV[3])
 if existed then return 1 end
 return 0`;
 
-/** KEYS: s sub q d in2 rc psubs; ARGV: prefix client. */
+/** KEYS: s sub q d in2 rc psubs expiring; ARGV: prefix client. */
 const DELETE = `${RELEASE_FN}${DELETE_FN}
 delete_session(KEYS, ARGV[1], ARGV[2])
 return 1`;
+
+/**
+ * KEYS: s expiring; ARGV: client, deadline (ms since the epoch, or 'inf': never). Sets the
+ * deadline of a session that exists (no entry is left for one that does not).
+ */
+const OFFLINE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] == 'inf' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+return 1`;
+
+/**
+ * KEYS: expiring rc psubs; ARGV: prefix, now (ms since the epoch), max. Deletes up to `max`
+ * sessions whose deadline is at or before now, earliest first, each as DELETE does (so their
+ * messages' references drop), and returns their client ids. One script runs alone in Redis: two
+ * nodes expiring at once each get a different part, never the same client id.
+ */
+const EXPIRE = `${RELEASE_FN}${DELETE_FN}
+local prefix = ARGV[1]
+local gone = {}
+for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local s = prefix .. ':s:' .. client
+  if redis.call('EXISTS', s) == 1 then gone[#gone + 1] = client end
+  delete_session({s, prefix .. ':sub:' .. client, prefix .. ':q:' .. client, prefix .. ':d:' .. client,
+    prefix .. ':in2:' .. client, KEYS[2], KEYS[3], KEYS[1]}, prefix, client)
+end
+return gone`;
 
 /**
  * KEYS: rc, message key, then (s, q, d) per target. ARGV: prefix, id, body, max, policy,
@@ -162,6 +213,8 @@ interface Scripts {
   ternLoadBuffer(...args: string[]): Promise<Buffer[]>;
   ternOpen(...args: (string | number)[]): Promise<number>;
   ternDelete(...args: (string | number)[]): Promise<number>;
+  ternOffline(...args: string[]): Promise<number>;
+  ternExpire(...args: string[]): Promise<string[]>;
   ternEnqueue(...args: (string | number | Buffer)[]): Promise<number>;
   ternApply(...args: string[]): Promise<number>;
 }
@@ -173,7 +226,7 @@ export interface RedisStoreOptions extends StoreLimits {
   maxInflight: number;
 }
 
-export class RedisSessionStore implements SessionStore {
+export class RedisSessionStore<Opt extends number = QoS> implements SessionStore<Opt> {
   private readonly redis: Redis | Cluster;
   private readonly scripts: Scripts;
   private readonly options: RedisStoreOptions;
@@ -189,8 +242,10 @@ export class RedisSessionStore implements SessionStore {
     this.redis = redis;
     this.options = options;
     this.tag = `{${options.prefix}}`;
-    redis.defineCommand('ternOpen', { numberOfKeys: 7, lua: OPEN });
-    redis.defineCommand('ternDelete', { numberOfKeys: 7, lua: DELETE });
+    redis.defineCommand('ternOpen', { numberOfKeys: 8, lua: OPEN });
+    redis.defineCommand('ternDelete', { numberOfKeys: 8, lua: DELETE });
+    redis.defineCommand('ternOffline', { numberOfKeys: 2, lua: OFFLINE });
+    redis.defineCommand('ternExpire', { numberOfKeys: 3, lua: EXPIRE });
     redis.defineCommand('ternEnqueue', { lua: ENQUEUE });
     redis.defineCommand('ternApply', { numberOfKeys: 1, lua: APPLY });
     redis.defineCommand('ternLoad', { numberOfKeys: 5, lua: LOAD });
@@ -207,11 +262,35 @@ export class RedisSessionStore implements SessionStore {
     return resumed === 1;
   }
 
-  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null> {
+  offline(clientId: string, expiresAt: number): void {
+    this.flushMarks();
+    const deadline = Number.isFinite(expiresAt) ? String(expiresAt) : 'inf';
+    this.issue(this.scripts.ternOffline(this.keys(clientId).s, this.expiringKey, clientId, deadline), 'offline');
+  }
+
+  async expire(now: number, max = EXPIRE_BATCH): Promise<string[]> {
+    this.flushMarks();
+    const limit = Math.floor(max);
+    // ZRANGEBYSCORE ... LIMIT 0 -1 would mean every one.
+    if (!(limit > 0)) return [];
+    return this.track(
+      this.scripts.ternExpire(
+        this.expiringKey,
+        `${this.tag}:rc`,
+        `${this.tag}:psubs`,
+        this.tag,
+        scoreBound(now),
+        String(limit),
+      ),
+      'expire',
+    );
+  }
+
+  async load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession<Opt> | null> {
     return decodeSession(await this.loadEncoded(clientId, skip), decodeStoredMessage);
   }
 
-  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null> {
+  async loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession<Opt> | null> {
     this.flushMarks();
     if (skip === undefined) return this.loadWhole(clientId, first ?? 0);
     const k = this.keys(clientId);
@@ -244,14 +323,16 @@ export class RedisSessionStore implements SessionStore {
     return {
       clientId,
       expiryInterval: expiry === 'inf' ? Number.POSITIVE_INFINITY : Number(expiry),
-      subscriptions: Object.entries(subs).map(([filter, qos]): [string, QoS] => [filter, Number(qos) as QoS]),
+      subscriptions: Object.entries(subs).map(
+        ([filter, options]): StoredSubscription<Opt> => [filter, Number(options) as Opt],
+      ),
       deliveries,
       incomingQos2: in2.map(Number).sort((a, b) => a - b),
     };
   }
 
   /** The whole session in one round trip (one script): what a resume waits for. */
-  private async loadWhole(clientId: string, first: number): Promise<EncodedSession | null> {
+  private async loadWhole(clientId: string, first: number): Promise<EncodedSession<Opt> | null> {
     const k = this.keys(clientId);
     const last = String(first > 0 ? first - 1 : -1);
     const r = await this.track(this.scripts.ternLoadBuffer(k.s, k.sub, k.q, k.d, k.in2, this.tag, last), 'load');
@@ -259,9 +340,9 @@ export class RedisSessionStore implements SessionStore {
     const text = (i: number): string => (r[i] as Buffer).toString();
     const expiry = text(0);
     let i = 1;
-    const subscriptions: [string, QoS][] = [];
+    const subscriptions: StoredSubscription<Opt>[] = [];
     const subValues = Number(text(i++));
-    for (let end = i + subValues; i < end; i += 2) subscriptions.push([text(i), Number(text(i + 1)) as QoS]);
+    for (let end = i + subValues; i < end; i += 2) subscriptions.push([text(i), Number(text(i + 1)) as Opt]);
     const in2Count = Number(text(i++));
     const incomingQos2: number[] = [];
     for (let end = i + in2Count; i < end; i++) incomingQos2.push(Number(text(i)));
@@ -287,11 +368,11 @@ export class RedisSessionStore implements SessionStore {
     };
   }
 
-  async loadSubscriptions(): Promise<Map<string, [string, QoS][]>> {
+  async loadSubscriptions(): Promise<Map<string, StoredSubscription<Opt>[]>> {
     this.flushMarks();
-    const out = new Map<string, [string, QoS][]>();
+    const out = new Map<string, StoredSubscription<Opt>[]>();
     const all = await this.redis.hgetall(`${this.tag}:psubs`);
-    for (const [key, qos] of Object.entries(all)) {
+    for (const [key, options] of Object.entries(all)) {
       const cut = key.indexOf('\0');
       const clientId = key.slice(0, cut);
       let list = out.get(clientId);
@@ -299,16 +380,18 @@ export class RedisSessionStore implements SessionStore {
         list = [];
         out.set(clientId, list);
       }
-      list.push([key.slice(cut + 1), Number(qos) as QoS]);
+      list.push([key.slice(cut + 1), Number(options) as Opt]);
     }
     return out;
   }
 
-  subscribe(clientId: string, filter: string, qos: QoS): void {
+  subscribe(clientId: string, filter: string, options: Opt): void {
     this.flushMarks();
     const k = this.keys(clientId);
+    // Written as a decimal string: an integer up to 2^53 comes back exact.
+    const value = String(options);
     this.issue(
-      this.redis.multi().hset(k.sub, filter, qos).hset(`${this.tag}:psubs`, `${clientId}\0${filter}`, qos).exec(),
+      this.redis.multi().hset(k.sub, filter, value).hset(`${this.tag}:psubs`, `${clientId}\0${filter}`, value).exec(),
       'subscribe',
     );
   }
@@ -430,8 +513,21 @@ export class RedisSessionStore implements SessionStore {
     };
   }
 
+  private get expiringKey(): string {
+    return `${this.tag}:expiring`;
+  }
+
+  /** The keys of OPEN and DELETE, in their order (s sub q d in2 rc psubs expiring). */
   private sessionKeys(clientId: string): string[] {
     const k = this.keys(clientId);
-    return [k.s, k.sub, k.q, k.d, k.in2, `${this.tag}:rc`, `${this.tag}:psubs`];
+    return [k.s, k.sub, k.q, k.d, k.in2, `${this.tag}:rc`, `${this.tag}:psubs`, this.expiringKey];
   }
+}
+
+/** A time as a sorted-set score bound: Redis spells the infinities '+inf' and '-inf'. */
+function scoreBound(ms: number): string {
+  if (ms === Number.POSITIVE_INFINITY) return '+inf';
+  // NaN as well: a time that is no time reaches no deadline.
+  if (!Number.isFinite(ms)) return '-inf';
+  return String(ms);
 }

@@ -11,6 +11,12 @@
  * A message queued for many sessions is stored once and referenced by each queue; it goes
  * when the last reference does, so a store never grows beyond maxQueued deliveries per session.
  * Every store passes the same contract tests (packages/session/test/store-contract.ts).
+ *
+ * A subscription is kept as [filter, options]: `options` is one non-negative integer the store
+ * keeps and returns exactly and never reads (the broker packs QoS, the MQTT 5 flags and the
+ * subscription identifier into it: up to about 2^34). The type parameter `Opt` says what the
+ * caller stores there: `QoS` (the default) for a caller that stores only the granted QoS,
+ * `number` for one that stores packed options.
  */
 import type { QoS } from '@tern/protocol';
 
@@ -23,6 +29,11 @@ export interface StoredMessage {
   retain: boolean;
   origin: string;
   time: number;
+  /**
+   * MQTT 5 PUBLISH property bytes, already encoded (the store never reads them); null or
+   * absent: none. A message read back from a store always has the field (null for none).
+   */
+  properties?: Uint8Array | null;
 }
 
 /** One delivery waiting in a session, in the order it must be sent. */
@@ -36,11 +47,14 @@ export interface StoredDelivery {
   released: boolean;
 }
 
-export interface StoredSession {
+/** A subscription as stored: its filter and its options, exactly as the caller gave them. */
+export type StoredSubscription<Opt extends number = QoS> = [filter: string, options: Opt];
+
+export interface StoredSession<Opt extends number = QoS> {
   clientId: string;
   /** Seconds the session outlives its connection; Infinity = never expires (3.1.1 cleanSession=0). */
   expiryInterval: number;
-  subscriptions: [filter: string, qos: QoS][];
+  subscriptions: StoredSubscription<Opt>[];
   /** Sent-and-unacknowledged first (in the order they were sent), then the queued ones. */
   deliveries: StoredDelivery[];
   incomingQos2: number[];
@@ -56,7 +70,7 @@ export interface EncodedDelivery {
 }
 
 /** A stored session with its messages still in bytes, for a reader that passes them on. */
-export interface EncodedSession extends Omit<StoredSession, 'deliveries'> {
+export interface EncodedSession<Opt extends number = QoS> extends Omit<StoredSession<Opt>, 'deliveries'> {
   deliveries: EncodedDelivery[];
 }
 
@@ -66,27 +80,46 @@ export interface StoreLimits {
   overflowPolicy: 'drop-oldest' | 'drop-new';
 }
 
-export interface SessionStore {
+/** How many sessions one expire() call deletes at most. */
+export const EXPIRE_BATCH = 1000;
+
+export interface SessionStore<Opt extends number = QoS> {
   /**
    * Starts a connection's use of `clientId`'s session: with `cleanStart` any stored state is
    * discarded first. Resolves with whether a session was there to resume (session present
-   * [MQTT-3.2.2-2]).
+   * [MQTT-3.2.2-2]). Any expiry set by offline() is cancelled: the session is online again. A
+   * session whose deadline has already passed (by the store's clock: this process's, or the
+   * Redis server's) counts as absent: it is deleted and open resolves false.
    */
   open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean>;
+  /**
+   * The session's connection ended: it expires at `expiresAt` (ms since the epoch, wall
+   * clock), unless open() takes it up again first. Infinity (any value that is not finite):
+   * never. Nothing happens for a client id without a session.
+   */
+  offline(clientId: string, expiresAt: number): void;
+  /**
+   * Deletes sessions whose deadline is at or before `now` (ms since the epoch), as delete()
+   * does, and resolves with their client ids: at most `max` (default EXPIRE_BATCH) per call, the
+   * earliest deadlines first, so a caller with more due calls again. Atomic per call: callers
+   * sharing a store (two nodes on one Redis) never both report one client id.
+   */
+  expire(now: number, max?: number): Promise<string[]>;
   /**
    * The stored session, or null. Deliveries of the messages in `skip` are left out (a caller
    * that has them already: their messages are not read at all).
    */
-  load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession | null>;
+  load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession<Opt> | null>;
   /**
    * As load(), with every message left in its stored bytes (decodeStoredMessage reads one);
    * with `first`, only the first `first` deliveries (a resume starts on those while the rest
    * is read).
    */
-  loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession | null>;
+  loadEncoded(clientId: string, skip?: ReadonlySet<number>, first?: number): Promise<EncodedSession<Opt> | null>;
   /** Every stored session's subscriptions: which sessions a message must be queued for. */
-  loadSubscriptions(): Promise<Map<string, [filter: string, qos: QoS][]>>;
-  subscribe(clientId: string, filter: string, qos: QoS): void;
+  loadSubscriptions(): Promise<Map<string, StoredSubscription<Opt>[]>>;
+  /** Adds or replaces `clientId`'s subscription to `filter`; `options` is kept exactly. */
+  subscribe(clientId: string, filter: string, options: Opt): void;
   unsubscribe(clientId: string, filter: string): void;
   /** Queues `message` for each (client id, delivery QoS); the message is stored once. */
   enqueue(message: StoredMessage, targets: readonly (readonly [clientId: string, qos: 1 | 2])[]): void;
@@ -112,10 +145,10 @@ export class StoreError extends Error {
 }
 
 /** An encoded session read in full (every store's load() is its loadEncoded() read this way). */
-export function decodeSession(
-  encoded: EncodedSession | null,
+export function decodeSession<Opt extends number>(
+  encoded: EncodedSession<Opt> | null,
   decodeMessage: (id: number, body: Uint8Array) => StoredMessage,
-): StoredSession | null {
+): StoredSession<Opt> | null {
   if (encoded === null) return null;
   return {
     ...encoded,

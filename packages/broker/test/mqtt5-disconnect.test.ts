@@ -1,0 +1,63 @@
+/** The DISCONNECT an MQTT 5 client gets when Tern closes its connection, saying why [MQTT-3.14.2-1]. */
+import { RawClient, startBroker } from '@tern/testkit';
+import t from 'tap';
+
+const v5 = { protocolVersion: 5 as const };
+
+t.test('server-initiated DISCONNECT', async (t) => {
+  const tb = await startBroker({ maxPacketSize: 1024 });
+  t.teardown(tb.stop);
+  const { port } = tb;
+
+  await t.test('0x8E when the session is taken over', async (t) => {
+    const { client: old } = await RawClient.connected(port, { ...v5, clientId: 'd5-takeover' });
+    const { client: fresh } = await RawClient.connected(port, { ...v5, clientId: 'd5-takeover' });
+    t.teardown(() => fresh.destroy());
+    const bye = await old.expect('disconnect');
+    t.equal(bye.reasonCode, 0x8e);
+    await old.waitClosed();
+  });
+
+  await t.test('0x8D when the keepalive runs out', async (t) => {
+    const { client } = await RawClient.connected(port, { ...v5, clientId: 'd5-keepalive', keepalive: 1 });
+    const bye = await client.expect('disconnect');
+    t.equal(bye.reasonCode, 0x8d);
+    await client.waitClosed();
+  });
+
+  await t.test('0x95 for a packet larger than the maximum packet size', async (t) => {
+    const { client } = await RawClient.connected(port, { ...v5, clientId: 'd5-large' });
+    client.send({ cmd: 'publish', topic: 'd5/large', payload: Buffer.alloc(2000), qos: 0, retain: false, dup: false });
+    const bye = await client.expect('disconnect');
+    t.equal(bye.reasonCode, 0x95);
+    t.type(bye.properties?.reasonString, 'string', 'with the reason in words');
+    await client.waitClosed();
+  });
+
+  await t.test('0x82 for a protocol error (a second CONNECT) [MQTT-3.1.0-2]', async (t) => {
+    const { client } = await RawClient.connected(port, { ...v5, clientId: 'd5-second' });
+    client.sendConnect({ clientId: 'd5-second' });
+    const bye = await client.expect('disconnect');
+    t.equal(bye.reasonCode, 0x82);
+    await client.waitClosed();
+  });
+});
+
+t.test('0x8B at shutdown', async (t) => {
+  const tb = await startBroker();
+  const { client } = await RawClient.connected(tb.port, { ...v5, clientId: 'd5-shutdown' });
+  const stopping = tb.stop();
+  const bye = await client.expect('disconnect');
+  t.equal(bye.reasonCode, 0x8b);
+  await stopping;
+});
+
+t.test('0x9C with the server reference at shutdown when one is configured', async (t) => {
+  const tb = await startBroker({ serverReference: 'other.example:1883' });
+  const { client } = await RawClient.connected(tb.port, { ...v5, clientId: 'd5-moved' });
+  const stopping = tb.stop();
+  const bye = await client.expect('disconnect');
+  t.equal(bye.reasonCode, 0x9c);
+  t.equal(bye.properties?.serverReference, 'other.example:1883');
+  await stopping;
+});

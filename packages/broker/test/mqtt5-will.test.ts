@@ -1,0 +1,156 @@
+/**
+ * MQTT 5 wills: the will delay interval, will properties, and DISCONNECT 0x04. Will delays
+ * are about time passing, so two tests here wait out a one-second delay; every other wait is
+ * for a packet.
+ */
+import { setTimeout as wait } from 'node:timers/promises';
+import type { Will } from '@tern/protocol';
+import { RawClient, startBroker } from '@tern/testkit';
+import t from 'tap';
+import { publish, receive, receiveUntil, subscribe, text } from './support/flows.js';
+
+const v5 = { protocolVersion: 5 as const };
+
+const will = (topic: string, payload: string, willDelayInterval = 0, extra: Will['properties'] = {}): Will => ({
+  topic,
+  payload: Buffer.from(payload),
+  qos: 1,
+  retain: false,
+  properties: { willDelayInterval, ...extra },
+});
+
+t.test('MQTT 5 wills', async (t) => {
+  const tb = await startBroker();
+  t.teardown(tb.stop);
+  const { port } = tb;
+  const { client: watcher } = await RawClient.connected(port, { ...v5, clientId: 'w5-watcher' });
+  t.teardown(() => watcher.destroy());
+  await subscribe(watcher, { 'w5/#': 1 });
+  const { client: pub } = await RawClient.connected(port, { clientId: 'w5-marker' });
+  t.teardown(() => pub.destroy());
+  let markers = 0;
+  /** Every message the watcher got up to a fresh marker: what did not come before it. */
+  const upToMarker = async () => {
+    await publish(pub, 'w5/marker', `m${++markers}`, 1);
+    return receiveUntil(watcher, 'w5/marker');
+  };
+
+  await t.test('will properties travel with the will message (3.1.3.2)', async (t) => {
+    const { client } = await RawClient.connected(port, {
+      ...v5,
+      clientId: 'w5-props',
+      will: will('w5/props', 'gone', 0, {
+        contentType: 'text/plain',
+        responseTopic: 'w5/reply',
+        correlationData: Buffer.from([1, 2, 3]),
+        userProperties: [
+          ['k', 'v1'],
+          ['k', 'v2'],
+        ],
+      }),
+    });
+    client.destroy();
+    const got = await receive(watcher);
+    t.equal(got.topic, 'w5/props');
+    t.equal(got.properties?.contentType, 'text/plain');
+    t.equal(got.properties?.responseTopic, 'w5/reply');
+    t.same(got.properties?.correlationData, Buffer.from([1, 2, 3]));
+    t.same(got.properties?.userProperties, [
+      ['k', 'v1'],
+      ['k', 'v2'],
+    ]);
+    t.equal(got.properties?.willDelayInterval, undefined, 'the delay is the broker’s, not the message’s');
+  });
+
+  await t.test('DISCONNECT 0x04 publishes the will; a normal DISCONNECT does not [MQTT-3.14.4-3]', async (t) => {
+    const a = await RawClient.connected(port, { ...v5, clientId: 'w5-dc4', will: will('w5/dc4', 'asked for') });
+    a.client.send({ cmd: 'disconnect', reasonCode: 0x04 });
+    await a.client.waitClosed();
+    const b = await RawClient.connected(port, { ...v5, clientId: 'w5-dc0', will: will('w5/dc0', 'never') });
+    await b.client.disconnect();
+    const got = await upToMarker();
+    t.same(
+      got.map((p) => p.topic),
+      ['w5/dc4', 'w5/marker'],
+    );
+  });
+
+  await t.test('a delayed will is published once the delay runs out', async (t) => {
+    const { client } = await RawClient.connected(port, {
+      ...v5,
+      clientId: 'w5-delayed',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+      will: will('w5/delayed', 'late', 1),
+    });
+    client.destroy();
+    const got = await receive(watcher);
+    t.equal(got.topic, 'w5/delayed');
+    t.equal(text(got), 'late');
+  });
+
+  await t.test('a client back within the delay: the will never fires [MQTT-3.1.3-9]', async (t) => {
+    const connect = {
+      ...v5,
+      clientId: 'w5-back',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+      will: will('w5/back', 'should not', 1),
+    };
+    const first = await RawClient.connected(port, connect);
+    first.client.destroy();
+    await first.client.waitClosed();
+    const again = await RawClient.connected(port, connect);
+    t.equal(again.connack.sessionPresent, true);
+    // Time passing is what is tested: past the one-second delay, nothing came.
+    await wait(1600);
+    const got = await upToMarker();
+    t.same(
+      got.map((p) => p.topic),
+      ['w5/marker'],
+    );
+    // A clean end, so this connection's own will is discarded.
+    await again.client.disconnect();
+  });
+
+  await t.test('a session that ends first takes its delayed will out at once (3.1.3.2.2)', async (t) => {
+    // Expiry 0: the session ends with the connection, long before the delay of an hour.
+    const { client } = await RawClient.connected(port, {
+      ...v5,
+      clientId: 'w5-ends',
+      will: will('w5/ends', 'session over', 3600),
+    });
+    client.destroy();
+    const got = await receive(watcher);
+    t.equal(got.topic, 'w5/ends');
+  });
+
+  await t.test('a clean start ends the old session: its delayed will fires at once', async (t) => {
+    const first = await RawClient.connected(port, {
+      ...v5,
+      clientId: 'w5-clean',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+      will: will('w5/clean', 'replaced', 3600),
+    });
+    first.client.destroy();
+    await first.client.waitClosed();
+    const again = await RawClient.connected(port, { ...v5, clientId: 'w5-clean', clean: true });
+    t.teardown(() => again.client.destroy());
+    const got = await receive(watcher);
+    t.equal(got.topic, 'w5/clean');
+  });
+
+  await t.test('the will of a session with a short expiry fires when the session ends', async (t) => {
+    const { client } = await RawClient.connected(port, {
+      ...v5,
+      clientId: 'w5-expiry',
+      clean: false,
+      properties: { sessionExpiryInterval: 1 },
+      will: will('w5/expiry', 'expired', 3600),
+    });
+    client.destroy();
+    const got = await receive(watcher);
+    t.equal(got.topic, 'w5/expiry');
+  });
+});
