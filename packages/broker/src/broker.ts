@@ -1,9 +1,12 @@
 import { Connection, type Transport } from '@tern/listener';
 import type { QoS } from '@tern/protocol';
-import { RetainedIndex, SubscriptionIndex } from '@tern/router';
+import { parseSharedFilter, RetainedIndex, type ShareGroup, ShareGroups, SubscriptionIndex } from '@tern/router';
 import {
+  hasFlag,
   type Message,
   NO_LOCAL,
+  optionsQos,
+  type QueuedDelivery,
   RETAIN_AS_PUBLISHED,
   Session,
   type SessionLimits,
@@ -127,6 +130,8 @@ export class Broker {
   /** Wills fired now or, with an MQTT 5 will delay, when it runs out. */
   readonly wills: WillPublisher;
   readonly subscriptions = new SubscriptionIndex<Subscriber>();
+  /** Shared subscription groups (`$share/...`) of this member's sessions: one gets each message. */
+  readonly shared = new ShareGroups<Subscriber>();
   readonly retained = new RetainedIndex<Message>();
   readonly link: ClusterLink | null;
   /** Where persistent-session changes are recorded (a node of a cluster); null otherwise. */
@@ -158,6 +163,7 @@ export class Broker {
   private readonly limits: SessionLimits;
   /** Routing scratch, reused by every publish: no allocation per message. */
   private matchStamp = 0;
+  private shareStamp = 0;
   private readonly matched: Session[] = [];
   /** The publisher of the message being matched: an MQTT 5 no-local subscription skips it. */
   private matchOrigin = '';
@@ -357,6 +363,8 @@ export class Broker {
       session.expiryInterval = expiryInterval;
     }
     session.expiresAt = Number.POSITIVE_INFINITY;
+    // A claim without a clean start opened it in the cluster's store (cluster-sessions.ts).
+    if (this.journal !== null && !clean) session.stored = true;
     session.owner = client;
     session.epoch++;
     client.session = session;
@@ -379,6 +387,9 @@ export class Broker {
     if (session === null || session.owner !== client) return;
     if (this.clients.get(client.clientId) === client) this.clients.delete(client.clientId);
     session.owner = null;
+    // Shared subscription deliveries it had not acknowledged go to another member now.
+    const shared = this.shared.size > 0 ? session.takeShared() : null;
+    if (shared !== null) this.passOnShared(session, shared);
     const will = session.will;
     session.will = null;
     // The cluster no longer needs this connection's will should its node die.
@@ -393,11 +404,17 @@ export class Broker {
       for (const entry of session.inflight.values()) {
         if (entry.qos === 1) journal.sent(client.clientId, entry.message.id, entry.id);
       }
+      // Expiry is cluster-wide: the store ends the session on time should this node be gone.
+      if (Number.isFinite(session.expiryInterval)) {
+        journal.offline(client.clientId, Date.now() + session.expiryInterval * 1000);
+      }
     }
     // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10] (an MQTT 5
     // DISCONNECT 0x04 asks for it all the same).
     if (will !== null && reason !== 'client-disconnect') this.wills.fire(client, session, will);
     if (session.isTransient) {
+      // MQTT 5 expiry 0 without a clean start: a stored session was resumed, and ends now.
+      if (session.stored) this.journal?.ended(session.clientId);
       this.endSession(session);
       this.link?.sessionGone(session.clientId);
     } else if (Number.isFinite(session.expiryInterval)) {
@@ -412,6 +429,7 @@ export class Broker {
     this.expiring.delete(session);
     this.wills.settle(session.clientId, true);
     this.log.debug({ clientId: session.clientId }, 'session expired');
+    if (session.stored) this.journal?.ended(session.clientId);
     this.endSession(session);
     this.link?.sessionGone(session.clientId);
   }
@@ -441,6 +459,85 @@ export class Broker {
     if (message.retain) this.storeRetained(message);
     this.deliverLocal(message);
     link?.forward(message);
+    if (this.shared.size > 0 || link?.hasSharedRoutes === true) this.routeShared(message);
+  }
+
+  /**
+   * Shared subscriptions: each matching group gets the message once, at one member of the
+   * group, in turn: this member's sessions or another member's (which then picks one of its
+   * own), never both (MQTT 5 section 4.8.2).
+   */
+  private routeShared(message: Message): void {
+    const link = this.link;
+    const stamp = (this.shareStamp = (this.shareStamp + 1) | 0);
+    if (link !== null && link.hasSharedRoutes) {
+      link.matchShared(message.topic, (routed) => {
+        const local = this.shared.get(routed.key);
+        if (local !== undefined) local.stamp = stamp;
+        // This member takes its turn after the others that have the group.
+        const n = routed.members.length + (local === undefined ? 0 : 1);
+        const at = routed.cursor % n;
+        routed.cursor = (at + 1) % n;
+        if (at < routed.members.length) link.forwardToGroup(routed.members[at] as number, routed.key, message);
+        else this.deliverToGroup(local as ShareGroup<Subscriber>, message);
+      });
+    }
+    this.shared.match(message.topic, (group) => {
+      if (group.stamp !== stamp) this.deliverToGroup(group, message);
+    });
+  }
+
+  /**
+   * Delivers to one member of a local shared subscription group: the next online session in
+   * turn, or an offline persistent one (queued for it) when none is online. Returns false
+   * when nobody here could take it.
+   */
+  deliverToGroup(group: ShareGroup<Subscriber>, message: Message, except: Session | null = null): boolean {
+    const pick =
+      group.next((s) => s.session !== except && s.session.owner !== null && s.session.movedTo < 0) ??
+      group.next((s) => s.session !== except && !s.session.isTransient && s.session.movedTo < 0);
+    if (pick === undefined) return false;
+    const options = pick.options;
+    const qos = Math.min(optionsQos(options), message.qos) as QoS;
+    const retain = message.retain && hasFlag(options, RETAIN_AS_PUBLISHED);
+    deliver(this, pick.session, message, qos, retain, group.key);
+    return true;
+  }
+
+  /** A message another member sent for one of this member's shared subscription groups. */
+  acceptForGroup(key: string, message: Message): void {
+    const group = this.shared.get(key);
+    if (group === undefined || !this.deliverToGroup(group, message)) this.stats.droppedNoShareMember++;
+  }
+
+  /**
+   * What a closed connection's session had from shared subscriptions and was not acknowledged
+   * goes to another member of each group (MQTT 5 section 4.8.2).
+   */
+  private passOnShared(session: Session, taken: QueuedDelivery[]): void {
+    for (const item of taken) {
+      const key = item.share as string;
+      if (!session.isTransient) this.journal?.completed(session.clientId, item.message.id);
+      const local = this.shared.get(key);
+      // Another session here, or else another member that has the group.
+      if (local !== undefined && this.deliverToGroup(local, item.message, session)) continue;
+      if (!this.forwardToGroupElsewhere(key, item.message)) this.stats.droppedNoShareMember++;
+    }
+  }
+
+  /** Sends `message` to the next other member that has group `key`; false when none has. */
+  private forwardToGroupElsewhere(key: string, message: Message): boolean {
+    const link = this.link;
+    if (link === null || !link.hasSharedRoutes) return false;
+    let sent = false;
+    link.matchShared(message.topic, (routed) => {
+      if (sent || routed.key !== key || routed.members.length === 0) return;
+      const at = routed.cursor % routed.members.length;
+      routed.cursor = (at + 1) % routed.members.length;
+      link.forwardToGroup(routed.members[at] as number, key, message);
+      sent = true;
+    });
+    return sent;
   }
 
   /**
@@ -607,6 +704,14 @@ export class Broker {
    */
   subscribe(session: Session, filter: string, options: number): boolean {
     session.setSubscription(filter, options);
+    const shared = parseSharedFilter(filter);
+    if (shared !== null) {
+      // Checked by the SUBSCRIBE handler; a malformed one from a store is ignored.
+      if (shared === 'invalid') return false;
+      const first = this.shared.add(filter, shared, session.clientId, { session, options });
+      if (first) this.link?.filterAdded(filter);
+      return first && this.link !== null;
+    }
     const first = this.subscriptions.count(filter) === 0;
     this.subscriptions.add(filter, session.clientId, { session, options });
     if (first) this.link?.filterAdded(filter);
@@ -618,6 +723,10 @@ export class Broker {
   }
 
   private removeSubscription(filter: string, clientId: string): void {
+    if (filter.startsWith('$share/')) {
+      if (this.shared.remove(filter, clientId)) this.link?.filterRemoved(filter);
+      return;
+    }
     if (this.subscriptions.remove(filter, clientId) && this.subscriptions.count(filter) === 0) {
       this.link?.filterRemoved(filter);
     }

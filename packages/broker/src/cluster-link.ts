@@ -4,6 +4,7 @@
  * without a link (the in-process broker of tests and embedders) is the only member there is.
  */
 import type { QoS, Will } from '@tern/protocol';
+import type { ShareGroup } from '@tern/router';
 import type { Message } from '@tern/session';
 
 /** The answer to a claim for a client id: this member owns it now. */
@@ -37,6 +38,13 @@ export interface SessionJournal {
   incomingQos2(clientId: string, packetId: number, pending: boolean): void;
   /** The will of `clientId`'s live connection (null: it has none any more). */
   will(clientId: string, will: Will | null): void;
+  /**
+   * `clientId`'s connection ended; its session expires at `expiresAt` (ms since the epoch;
+   * Infinity: never) unless a connection opens it again first, on any node.
+   */
+  offline(clientId: string, expiresAt: number): void;
+  /** `clientId`'s session ended (its expiry ran out, or it ended with its connection). */
+  ended(clientId: string): void;
 }
 
 export interface ClusterLink {
@@ -71,6 +79,12 @@ export interface ClusterLink {
    * with a matching subscription, and to all of them when it is retained (each keeps a copy).
    */
   forward(message: Message): void;
+  /** Whether another member has a shared subscription group (then matchShared is asked). */
+  readonly hasSharedRoutes: boolean;
+  /** The shared subscription groups of the other members that match `topic`. */
+  matchShared(topic: string, visit: (group: ShareGroup<number>) => void): void;
+  /** Sends `message` to `member` for one of its members of the shared subscription `group`. */
+  forwardToGroup(member: number, group: string, message: Message): void;
   /** Delivers to one session that moved to `member` (this member holds its stub). */
   forwardToSession(member: number, clientId: string, message: Message, qos: QoS): void;
   /** This member's first subscription to `filter` (announce it) / its last one went. */

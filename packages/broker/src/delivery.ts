@@ -22,26 +22,36 @@ import type { V5State } from './v5/v5-state.js';
 /** The DUP bit of a PUBLISH's first byte [MQTT-3.3.1-1]. */
 const DUP_FLAG = 0x08;
 
-/** Delivers `message` to `session` at `qos` (already min(publish QoS, granted QoS)). */
-export function deliver(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
+/**
+ * Delivers `message` to `session` at `qos` (already min(publish QoS, granted QoS)); `share`
+ * names the shared subscription group it came through, if any.
+ */
+export function deliver(
+  broker: Broker,
+  session: Session,
+  message: Message,
+  qos: QoS,
+  retain: boolean,
+  share: string | null = null,
+): void {
   if (session.stubbed !== null) {
     // The session is moving to another member; its stub keeps this for it (session-moves.ts).
-    hold(session.stubbed, message, qos, retain);
+    hold(session.stubbed, message, qos, retain, share);
     return;
   }
   if (session.handover !== null) {
     // Arriving from another member: hold what came directly until the old member's stub is
     // gone (session-moves.ts), so nothing is delivered twice or out of order.
-    hold(session.handover.held, message, qos, retain);
+    hold(session.handover.held, message, qos, retain, share);
     return;
   }
-  deliverNow(broker, session, message, qos, retain);
+  deliverNow(broker, session, message, qos, retain, share);
 }
 
-function hold(list: HeldDelivery[], message: Message, qos: QoS, retain: boolean): void {
+function hold(list: HeldDelivery[], message: Message, qos: QoS, retain: boolean, share: string | null): void {
   if (qos === 0) message.ownPayload();
   else message.keepQueued(qos);
-  list.push({ message, qos, retain });
+  list.push(share === null ? { message, qos, retain } : { message, qos, retain, share });
 }
 
 /**
@@ -49,7 +59,14 @@ function hold(list: HeldDelivery[], message: Message, qos: QoS, retain: boolean)
  * queued for an offline session, retained on SUBSCRIBE) is checked for read access; without
  * one this is a null check.
  */
-export function deliverNow(broker: Broker, session: Session, message: Message, qos: QoS, retain: boolean): void {
+export function deliverNow(
+  broker: Broker,
+  session: Session,
+  message: Message,
+  qos: QoS,
+  retain: boolean,
+  share: string | null = null,
+): void {
   const filter = session.readFilter;
   if (filter !== null && !filter.canRead(message.topic)) {
     broker.stats.aclDenied[retain ? 'retained' : 'delivery']++;
@@ -70,9 +87,9 @@ export function deliverNow(broker: Broker, session: Session, message: Message, q
     sendQos0(broker, client, message, retain);
     return;
   }
-  const result = session.enqueue(message, qos, retain);
+  const result = session.enqueue(message, qos, retain, share);
   if (result === Enqueued.Send) {
-    sendInflight(broker, client as Client, session.addInflight(message, qos, retain), false);
+    sendInflight(broker, client as Client, session.addInflight(message, qos, retain, share), false);
     return;
   }
   if (result === Enqueued.DroppedNew) {
@@ -254,7 +271,7 @@ export function drain(broker: Broker, session: Session): void {
       if (!session.isTransient) broker.journal?.completed(session.clientId, message.id);
       continue;
     }
-    sendInflight(broker, client, session.addInflight(message, next.qos, next.retain), false);
+    sendInflight(broker, client, session.addInflight(message, next.qos, next.retain, next.share ?? null), false);
   }
 }
 

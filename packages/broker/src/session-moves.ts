@@ -17,7 +17,7 @@
  */
 import type { Forwarded } from '@tern/cluster';
 import type { QoS } from '@tern/protocol';
-import { decodeSnapshot, encodeSnapshot, Message, type Session } from '@tern/session';
+import { decodeSnapshot, encodeSnapshot, Message, type Session, takeCarriedProperties } from '@tern/session';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
 import { deliverNow } from './delivery.js';
@@ -105,7 +105,9 @@ export function stubDropped(broker: Broker, clientId: string): void {
   if (session === undefined || handover === undefined || handover === null) return;
   session.handover = null;
   for (const held of handover.held) {
-    if (!handover.seen.has(held.message.id)) deliverNow(broker, session, held.message, held.qos, held.retain);
+    if (!handover.seen.has(held.message.id)) {
+      deliverNow(broker, session, held.message, held.qos, held.retain, held.share ?? null);
+    }
   }
   broker.link?.settled(clientId);
 }
@@ -117,6 +119,7 @@ export function messageFromRecord(record: Forwarded): Message {
   const message = new Message(record.topic, payload, record.qos as QoS, record.retain, record.origin);
   message.id = record.id;
   message.time = record.time;
+  takeCarriedProperties(message, record.properties);
   return message;
 }
 

@@ -104,6 +104,8 @@ export class BrokerStats {
   droppedTooLarge = 0;
   /** Deliveries whose MQTT 5 message expiry interval passed while they waited [MQTT-3.3.2-5]. */
   droppedExpired = 0;
+  /** Messages for a shared subscription group with no member left to take them. */
+  droppedNoShareMember = 0;
   /** Times each configured limit bit. */
   readonly limitsHit: Record<LimitName, number> = {
     'max-packet-size': 0,

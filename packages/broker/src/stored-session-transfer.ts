@@ -12,14 +12,22 @@
  */
 import { decode, encode } from '@msgpack/msgpack';
 import type { QoS } from '@tern/protocol';
-import { decodeStoredMessage, type EncodedSession, Message, Session, type SessionLimits } from '@tern/session';
+import {
+  decodeStoredMessage,
+  type EncodedSession,
+  Message,
+  Session,
+  type SessionLimits,
+  takeCarriedProperties,
+} from '@tern/session';
 
-type Header = [string, number, [string, QoS][], number[]];
+/** Subscriptions with their options packed (subscription-options.ts). */
+type Header = [string, number, [string, number][], number[]];
 
 /** Bytes before each delivery's body. */
 const ENTRY = 8 + 1 + 2 + 4;
 
-export function encodeStoredSession(stored: EncodedSession): Uint8Array {
+export function encodeStoredSession(stored: EncodedSession<number>): Uint8Array {
   const ds = stored.deliveries;
   const header: Header = [
     stored.clientId,
@@ -69,10 +77,11 @@ export function decodeStoredSession(bytes: Uint8Array, limits: SessionLimits): S
     const message = new Message(stored.topic, stored.payload as Buffer, stored.qos, stored.retain, stored.origin);
     message.id = id;
     message.time = stored.time;
+    takeCarriedProperties(message, stored.properties);
     const qos = (flags & 3) as 1 | 2;
     if (packetId !== 0 && !session.inflight.has(packetId)) {
       const state = (flags & 4) !== 0 ? 'pubrel' : 'publish';
-      session.inflight.set(packetId, { id: packetId, message, qos, retain: false, state });
+      session.inflight.set(packetId, { id: packetId, message, qos, retain: false, state, share: null });
       lastId = packetId;
     } else {
       session.queue.push({ message, qos, retain: false }, limits.overflowPolicy);

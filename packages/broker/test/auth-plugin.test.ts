@@ -292,7 +292,7 @@ t.test('a bad plug-in stops the CLI with one line naming the key', async (t) => 
     },
     {
       path: none,
-      want: /^tern: authPlugin .*none\.mjs: exports none of authenticate, authorizePublish, authorizeSubscribe\n$/,
+      want: /^tern: authPlugin .*none\.mjs: exports none of authenticate, authorizePublish, authorizeSubscribe, authenticateEnhanced\n$/,
     },
     { path: notFunction, want: /^tern: authPlugin .*not-function\.mjs: authenticate is not a function\n$/ },
   ];

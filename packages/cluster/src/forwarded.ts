@@ -6,6 +6,13 @@ import type { QoS } from '@tern/protocol';
  * interested member, never once per subscriber; the receiving member matches it against its
  * own subscriptions.
  */
+/**
+ * A `target` that starts with this character names a shared subscription group (the rest is
+ * its `$share/...` filter): the receiving member delivers to one of its members of the group.
+ * U+0000 never starts a client id (MQTT strings may not contain it [MQTT-1.5.4-2]).
+ */
+export const GROUP_TARGET = '\u0000';
+
 export interface Forwarded {
   /**
    * Unique per node: memberIndex * 2**32 + counter, a non-negative safe integer. With the

@@ -144,6 +144,11 @@ export const Violations = {
     reasonCode: MALFORMED,
     message: 'CONNACK reserved flags must be 0',
   },
+  TERN_PROTO_SHARED_NO_LOCAL: {
+    specId: 'MQTT-3.8.3-4',
+    reasonCode: PROTOCOL,
+    message: 'no local set on a shared subscription',
+  },
 } as const satisfies Record<string, ViolationSpec>;
 
 export type ViolationCode = keyof typeof Violations;

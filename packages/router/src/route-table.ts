@@ -1,3 +1,4 @@
+import { isSharedFilter, parseSharedFilter, type ShareGroup, ShareGroups } from './share-groups.js';
 import { SubscriptionIndex } from './subscription-index.js';
 
 /**
@@ -8,6 +9,11 @@ import { SubscriptionIndex } from './subscription-index.js';
  */
 export class RouteTable {
   readonly #index = new SubscriptionIndex<number>();
+  /**
+   * Shared subscription groups (`$share/...`) by member: a publish goes to one member of each
+   * matching group, chosen by the sender, never to all of them.
+   */
+  readonly #shared = new ShareGroups<number>();
   readonly #byMember = new Map<number, Set<string>>();
   /** Per member: the match call that last found it, so a member is listed once per match. */
   #seen = new Int32Array(8);
@@ -39,7 +45,14 @@ export class RouteTable {
       grown.set(this.#seen);
       this.#seen = grown;
     }
-    if (!this.#index.add(filter, String(member), member)) return false;
+    if (isSharedFilter(filter)) {
+      const shared = parseSharedFilter(filter);
+      if (shared === null || shared === 'invalid') return false;
+      if (this.#byMember.get(member)?.has(filter) === true) return false;
+      this.#shared.add(filter, shared, String(member), member);
+    } else if (!this.#index.add(filter, String(member), member)) {
+      return false;
+    }
     let filters = this.#byMember.get(member);
     if (filters === undefined) {
       filters = new Set();
@@ -51,7 +64,12 @@ export class RouteTable {
 
   /** Records that `member` no longer wants `filter`. Returns false if it did not. */
   remove(filter: string, member: number): boolean {
-    if (!this.#index.remove(filter, String(member))) return false;
+    if (isSharedFilter(filter)) {
+      if (this.#byMember.get(member)?.has(filter) !== true) return false;
+      this.#shared.remove(filter, String(member));
+    } else if (!this.#index.remove(filter, String(member))) {
+      return false;
+    }
     const filters = this.#byMember.get(member);
     filters?.delete(filter);
     if (filters?.size === 0) this.#byMember.delete(member);
@@ -63,7 +81,10 @@ export class RouteTable {
     const filters = this.#byMember.get(member);
     if (filters === undefined) return 0;
     const key = String(member);
-    for (const filter of filters) this.#index.remove(filter, key);
+    for (const filter of filters) {
+      if (isSharedFilter(filter)) this.#shared.remove(filter, key);
+      else this.#index.remove(filter, key);
+    }
     this.#byMember.delete(member);
     return filters.size;
   }
@@ -87,6 +108,16 @@ export class RouteTable {
     }
     this.#index.match(topic, this.#collect);
     return this.#found;
+  }
+
+  /** Whether any shared subscription group is routed (a publish then also asks matchShared). */
+  get hasShared(): boolean {
+    return this.#shared.size > 0;
+  }
+
+  /** Every shared subscription group matching `topic`, with the members that have it. */
+  matchShared(topic: string, visit: (group: ShareGroup<number>) => void): void {
+    this.#shared.match(topic, visit);
   }
 }
 

@@ -5,6 +5,8 @@ export interface QueuedDelivery {
   message: Message;
   qos: 1 | 2;
   retain: boolean;
+  /** The shared subscription group (`$share/...`) it came through, or null/absent for none. */
+  share?: string | null;
 }
 
 /** What to do when a session's queue is full: drop the oldest queued message or the new one. */

@@ -11,6 +11,11 @@ export interface InflightEntry {
   retain: boolean;
   /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREC received, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel';
+  /**
+   * The shared subscription group it came through (`$share/...`), or null: if the connection
+   * ends before it is acknowledged, another member of the group gets it.
+   */
+  share: string | null;
 }
 
 export interface SessionLimits {
@@ -39,6 +44,7 @@ export interface HeldDelivery {
   message: Message;
   qos: QoS;
   retain: boolean;
+  share?: string | null;
 }
 
 /** What happened to a delivery offered to a session. */
@@ -81,6 +87,11 @@ export class Session {
   receiveMaximum = 0xffff;
   /** When an offline session with a finite expiry interval ends (ms since the epoch); Infinity otherwise. */
   expiresAt = Number.POSITIVE_INFINITY;
+  /**
+   * Whether the cluster's session store holds this session (it was opened without a clean
+   * start on a node of a cluster): when it ends, the store is told.
+   */
+  stored = false;
   /** How many of its subscriptions carry an MQTT 5 subscription identifier (0: skip looking). */
   identifiedSubscriptions = 0;
   /** Owner of the session now: a live connection, or null while the client is away. */
@@ -155,18 +166,19 @@ export class Session {
    * room, nothing is queued ahead of it (order [MQTT-4.6.0-*]) and the client is online;
    * otherwise it is queued.
    */
-  enqueue(message: Message, qos: 1 | 2, retain: boolean): Enqueued {
+  enqueue(message: Message, qos: 1 | 2, retain: boolean, share: string | null = null): Enqueued {
     if (this.owner !== null && this.queue.length === 0 && this.inflight.size < this.window) {
       return Enqueued.Send;
     }
-    const dropped = this.queue.push({ message, qos, retain }, this.limits.overflowPolicy);
+    const item: QueuedDelivery = share === null ? { message, qos, retain } : { message, qos, retain, share };
+    const dropped = this.queue.push(item, this.limits.overflowPolicy);
     if (dropped === null) return Enqueued.Queued;
     return dropped.message === message ? Enqueued.DroppedNew : Enqueued.DroppedOldest;
   }
 
   /** Moves a delivery into the inflight window under a fresh packet id. */
-  addInflight(message: Message, qos: 1 | 2, retain: boolean): InflightEntry {
-    const entry: InflightEntry = { id: this.allocateId(), message, qos, retain, state: 'publish' };
+  addInflight(message: Message, qos: 1 | 2, retain: boolean, share: string | null = null): InflightEntry {
+    const entry: InflightEntry = { id: this.allocateId(), message, qos, retain, state: 'publish', share };
     this.inflight.set(entry.id, entry);
     return entry;
   }
@@ -202,6 +214,36 @@ export class Session {
     if (entry === undefined || entry.qos !== 2) return false;
     entry.state = 'pubrel';
     return true;
+  }
+
+  /**
+   * Takes out what came through a shared subscription group and was not yet acknowledged (the
+   * PUBLISH not acknowledged: QoS 1, or QoS 2 before PUBREC) or not yet sent, for another member
+   * of its group (MQTT 5 section 4.8.2). Null when there is none.
+   */
+  takeShared(): QueuedDelivery[] | null {
+    let out: QueuedDelivery[] | null = null;
+    for (const entry of this.inflight.values()) {
+      if (entry.share === null || entry.state !== 'publish') continue;
+      this.inflight.delete(entry.id);
+      out ??= [];
+      out.push({ message: entry.message, qos: entry.qos, retain: entry.retain, share: entry.share });
+    }
+    if (this.queue.length > 0) {
+      let kept: QueuedDelivery[] | null = null;
+      for (const item of this.queue) {
+        if (item.share === undefined || item.share === null) continue;
+        kept ??= [];
+        kept.push(item);
+      }
+      if (kept !== null) {
+        const rest = [...this.queue].filter((item) => item.share === undefined || item.share === null);
+        this.queue.clear();
+        for (const item of rest) this.queue.restore(item);
+        out = out === null ? kept : out.concat(kept);
+      }
+    }
+    return out;
   }
 
   /** Forgets everything but the identity (a clean start over an old session). */

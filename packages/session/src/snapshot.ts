@@ -34,8 +34,16 @@ type MessageRow = [
   time?: number,
   properties?: Uint8Array | null,
 ];
-type QueuedRow = [message: number, qos: 1 | 2, retain: boolean];
-type InflightRow = [id: number, message: number, qos: 1 | 2, retain: boolean, state: InflightEntry['state']];
+/** The shared subscription group came later: optional. */
+type QueuedRow = [message: number, qos: 1 | 2, retain: boolean, share?: string];
+type InflightRow = [
+  id: number,
+  message: number,
+  qos: 1 | 2,
+  retain: boolean,
+  state: InflightEntry['state'],
+  share?: string,
+];
 interface SessionRow {
   id: string;
   /** Seconds; null for "never expires" (3.1.1 cleanSession=0). */
@@ -77,10 +85,16 @@ export function encodeSnapshot(contents: SnapshotContents, savedAt = Date.now())
   for (const session of contents.sessions) {
     if (session.isTransient) continue;
     const queue: QueuedRow[] = [];
-    for (const item of session.queue) queue.push([ref(item.message), item.qos, item.retain]);
+    for (const item of session.queue) {
+      const row: QueuedRow = [ref(item.message), item.qos, item.retain];
+      if (typeof item.share === 'string') row.push(item.share);
+      queue.push(row);
+    }
     const inflight: InflightRow[] = [];
     for (const entry of session.inflight.values()) {
-      inflight.push([entry.id, ref(entry.message), entry.qos, entry.retain, entry.state]);
+      const row: InflightRow = [entry.id, ref(entry.message), entry.qos, entry.retain, entry.state];
+      if (entry.share !== null) row.push(entry.share);
+      inflight.push(row);
     }
     sessions.push({
       id: session.clientId,
@@ -127,12 +141,16 @@ export function decodeSnapshot(bytes: Uint8Array, limits: SessionLimits): Snapsh
       const session = new Session(s.id, s.expiry === null ? Number.POSITIVE_INFINITY : s.expiry, limits);
       for (const [filter, options] of s.subs) session.setSubscription(filter, options);
       if (typeof s.expiresAt === 'number') session.expiresAt = s.expiresAt;
-      for (const [index, qos, retain] of s.queue) {
+      for (const [index, qos, retain, share] of s.queue) {
         // Restored in order; the limit applies to new messages, never to what was accepted.
-        session.queue.restore({ message: message(index), qos, retain });
+        session.queue.restore(
+          share === undefined
+            ? { message: message(index), qos, retain }
+            : { message: message(index), qos, retain, share },
+        );
       }
-      for (const [id, index, qos, retain, state] of s.inflight) {
-        session.inflight.set(id, { id, message: message(index), qos, retain, state });
+      for (const [id, index, qos, retain, state, share] of s.inflight) {
+        session.inflight.set(id, { id, message: message(index), qos, retain, state, share: share ?? null });
       }
       for (const id of s.qos2In) session.incomingQos2.add(id);
       session.nextId = s.nextId;

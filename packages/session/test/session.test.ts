@@ -51,7 +51,7 @@ t.test('QoS 2: PUBCOMP completes only after PUBREC', async (t) => {
 
 t.test('reset forgets state but keeps the identity', async (t) => {
   const s = new Session('c', Number.POSITIVE_INFINITY, limits);
-  s.subscriptions.set('a/#', { qos: 1 });
+  s.setSubscription('a/#', 1);
   s.enqueue(msg(0), 1, false);
   s.incomingQos2.add(5);
   s.reset();

@@ -8,15 +8,15 @@ t.test('a snapshot round trip keeps sessions, shared messages once, and retained
   const other = new Message('a/2', Buffer.from('two'), 1, false, 'pub');
   const retained = new Message('status/x', Buffer.from('online'), 1, true, 'x');
   const s1 = new Session('s1', Number.POSITIVE_INFINITY, limits);
-  s1.subscriptions.set('a/#', { qos: 2 });
-  s1.inflight.set(7, { id: 7, message: shared, qos: 2, retain: false, state: 'pubrel' });
+  s1.setSubscription('a/#', 2);
+  s1.inflight.set(7, { id: 7, message: shared, qos: 2, retain: false, state: 'pubrel', share: null });
   s1.queue.push({ message: other, qos: 1, retain: false }, 'drop-oldest');
   s1.incomingQos2.add(9);
   s1.nextId = 8;
   const s2 = new Session('s2', 3600, limits);
   s2.queue.push({ message: shared, qos: 1, retain: false }, 'drop-oldest');
   const transient = new Session('gone', 0, limits);
-  transient.subscriptions.set('x', { qos: 0 });
+  transient.setSubscription('x', 0);
 
   const bytes = encodeSnapshot({ sessions: [s1, s2, transient], retained: [retained] }, 1234);
   const back = decodeSnapshot(bytes, limits);
@@ -29,7 +29,7 @@ t.test('a snapshot round trip keeps sessions, shared messages once, and retained
   const [r1, r2] = back.sessions as [Session, Session];
   t.equal(r1.expiryInterval, Number.POSITIVE_INFINITY, '"never expires" survives');
   t.equal(r2.expiryInterval, 3600);
-  t.same([...r1.subscriptions], [['a/#', { qos: 2 }]]);
+  t.same([...r1.subscriptions], [['a/#', 2]]);
   t.same(
     [...r1.inflight.values()].map((e) => [e.id, e.message.topic, e.qos, e.state]),
     [[7, 'a/1', 2, 'pubrel']],

@@ -1,12 +1,18 @@
 /**
  * The authentication and authorization plug-in (`authPlugin`): an ES module of the user's
- * that can check a database or an HTTP service. It exports any of three functions, each
+ * that can check a database or an HTTP service. It exports any of four functions, each
  * sync or async:
  *
  *   authenticate({ clientId, username, password, remoteAddress })
  *     -> boolean | { allow: boolean, reason?: string }
  *   authorizePublish({ clientId, username, topic, qos, retain }) -> boolean
  *   authorizeSubscribe({ clientId, username, filter, qos }) -> boolean | 0 | 1 | 2 (granted QoS)
+ *   authenticateEnhanced({ clientId, username, method, data, remoteAddress, step, reauth, state })
+ *     -> { continue: Buffer } | { allow: true, data?: Buffer, username?: string }
+ *        | { allow: false, reason?: string, badMethod?: boolean }
+ *
+ * (authenticateEnhanced is MQTT 5 enhanced authentication: v5/enhanced-auth.ts runs its AUTH
+ * exchanges.)
  *
  * Every call is bounded by authPluginTimeoutMs. A call that throws, answers something else,
  * or takes longer is a refusal (and a failure, counted and logged): a broken plug-in shuts
@@ -41,10 +47,29 @@ export interface SubscribeRequest {
   qos: number;
 }
 
+/** One step of an MQTT 5 enhanced authentication (a CONNECT or AUTH carrying a method). */
+export interface EnhancedAuthRequest {
+  clientId: string;
+  /** The CONNECT's user name; undefined when it carried none. */
+  username: string | undefined;
+  /** The Authentication Method (the same in every step of the connection). */
+  method: string;
+  /** The Authentication Data of the CONNECT or AUTH; undefined when it carried none. */
+  data: Buffer | undefined;
+  remoteAddress: string | undefined;
+  /** 0 for the CONNECT (or the client's AUTH 0x19), then 1, 2, ... for each AUTH 0x18 answer. */
+  step: number;
+  /** True for a re-authentication (after CONNACK), false for the CONNECT's exchange. */
+  reauth: boolean;
+  /** One object per connection, the same in every call for it: the plug-in's to keep things in. */
+  state: Record<string, unknown>;
+}
+
 type Answer<T> = T | Promise<T>;
 type AuthenticateFn = (request: AuthenticateRequest) => Answer<unknown>;
 type PublishFn = (request: PublishRequest) => Answer<unknown>;
 type SubscribeFn = (request: SubscribeRequest) => Answer<unknown>;
+type EnhancedFn = (request: EnhancedAuthRequest) => Answer<unknown>;
 
 /** A plug-in that cannot be used: stops start-up with one line naming the key. */
 export class AuthPluginError extends Error {
@@ -67,7 +92,17 @@ export interface SubscribeVerdict {
   reason: string;
 }
 
-const FUNCTIONS = ['authenticate', 'authorizePublish', 'authorizeSubscribe'] as const;
+/**
+ * What one step of enhanced authentication came to: another round (AUTH 0x18 with `data`),
+ * success (with final `data` and the user to let the client in as, when the plug-in named
+ * one), or a refusal (`failed` when the call threw, timed out or answered something else).
+ */
+export type EnhancedVerdict =
+  | { kind: 'continue'; data: Buffer }
+  | { kind: 'allow'; data: Buffer | undefined; username: string | undefined }
+  | { kind: 'deny'; reason: string; failed: boolean; badMethod: boolean };
+
+const FUNCTIONS = ['authenticate', 'authorizePublish', 'authorizeSubscribe', 'authenticateEnhanced'] as const;
 const SUBACK_FAILURE = 0x80;
 
 export class AuthPlugin {
@@ -75,6 +110,7 @@ export class AuthPlugin {
   readonly authenticateFn: AuthenticateFn | null;
   readonly publishFn: PublishFn | null;
   readonly subscribeFn: SubscribeFn | null;
+  readonly enhancedFn: EnhancedFn | null;
   /** authPluginTimeoutMs; a reload changes it. */
   timeoutMs: number;
 
@@ -84,6 +120,7 @@ export class AuthPlugin {
     this.authenticateFn = (module.authenticate as AuthenticateFn | undefined) ?? null;
     this.publishFn = (module.authorizePublish as PublishFn | undefined) ?? null;
     this.subscribeFn = (module.authorizeSubscribe as SubscribeFn | undefined) ?? null;
+    this.enhancedFn = (module.authenticateEnhanced as EnhancedFn | undefined) ?? null;
   }
 
   async authenticate(request: AuthenticateRequest): Promise<Verdict> {
@@ -118,6 +155,48 @@ export class AuthPlugin {
     return { granted: SUBACK_FAILURE, reason: `unexpected answer ${describe(answer)}`, failed: true };
   }
 
+  /**
+   * One step of enhanced authentication. Exactly one of `continue` (a Buffer) and `allow` (a
+   * boolean) must be given; `data` (a Buffer) and `username` (a string) are optional with
+   * allow: true, `reason` (a string) and `badMethod` (true: the method is not offered) with
+   * allow: false. Anything else is a failure.
+   */
+  async authenticateEnhanced(request: EnhancedAuthRequest): Promise<EnhancedVerdict> {
+    const call = await this.call(this.enhancedFn as EnhancedFn, request);
+    if (!call.ok) return { kind: 'deny', reason: call.reason, failed: true, badMethod: false };
+    const answer = call.value;
+    const failure = (): EnhancedVerdict => ({
+      kind: 'deny',
+      reason: `unexpected answer ${describeAnswer(answer)}`,
+      failed: true,
+      badMethod: false,
+    });
+    if (typeof answer !== 'object' || answer === null) return failure();
+    const a = answer as {
+      continue?: unknown;
+      allow?: unknown;
+      data?: unknown;
+      username?: unknown;
+      reason?: unknown;
+      badMethod?: unknown;
+    };
+    if (a.continue !== undefined) {
+      if (a.allow !== undefined || !(a.continue instanceof Uint8Array)) return failure();
+      return { kind: 'continue', data: asBuffer(a.continue) };
+    }
+    if (a.allow === true) {
+      if (a.data !== undefined && !(a.data instanceof Uint8Array)) return failure();
+      if (a.username !== undefined && typeof a.username !== 'string') return failure();
+      const data = a.data === undefined ? undefined : asBuffer(a.data);
+      return { kind: 'allow', data, username: a.username };
+    }
+    if (a.allow === false) {
+      const reason = typeof a.reason === 'string' ? a.reason : '';
+      return { kind: 'deny', reason, failed: false, badMethod: a.badMethod === true };
+    }
+    return failure();
+  }
+
   /** Calls `fn`, bounded by the timeout; never rejects. */
   private call<R>(
     fn: (request: R) => unknown,
@@ -146,7 +225,7 @@ export class AuthPlugin {
 
 /**
  * Imports the module at `path` (relative to the working directory) and checks that it
- * exports at least one of the three functions, and nothing else under their names. A
+ * exports at least one of the four functions, and nothing else under their names. A
  * CommonJS module's functions arrive on its default export, and are found there too.
  */
 export async function loadAuthPlugin(path: string, timeoutMs: number): Promise<AuthPlugin> {
@@ -184,6 +263,18 @@ function errorText(err: unknown): string {
 function firstLine(text: string): string {
   const end = text.indexOf('\n');
   return end < 0 ? text : text.slice(0, end);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** An answer object in a few words for the log: its keys, never its bytes. */
+function describeAnswer(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return describe(value);
+  const keys = Object.keys(value);
+  const text = keys.length === 0 ? '{}' : `{ ${keys.join(', ')} }`;
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }
 
 function describe(value: unknown): string {

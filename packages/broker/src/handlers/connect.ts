@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ConnackReturnCode, type ConnectPacket, encode, ReasonCode } from '@tern/protocol';
+import { ConnackReturnCode, type ConnectPacket, encode } from '@tern/protocol';
 import type { AuthOutcome } from '../access/access.js';
 import { certificateUser } from '../access/certificate-user.js';
 import type { Client } from '../client.js';
@@ -11,6 +11,7 @@ import { adoptArriving, adoptMovedSession, currentBroker } from '../session-move
 import type { RejectReason } from '../stats.js';
 import { decodeStoredSession } from '../stored-session-transfer.js';
 import { connackProperties, grantedExpiry, grantedKeepalive, v5RefusalCode } from '../v5/connack.js';
+import { addConnackAuth, startEnhancedAuth } from '../v5/enhanced-auth.js';
 import { V5State } from '../v5/v5-state.js';
 
 /**
@@ -26,14 +27,6 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
   // the node logs when the state starts and ends).
   if (broker.memoryHigh) {
     refuseWhileMemoryHigh(client);
-    return;
-  }
-  if (packet.properties?.authenticationMethod !== undefined) {
-    // Enhanced authentication (AUTH exchanges) is not offered: the method is refused, so the
-    // client knows at once rather than waiting for an AUTH that never comes [MQTT-4.12.0-1].
-    refuse(client, ReasonCode.BAD_AUTHENTICATION_METHOD, 'bad-credentials', 'unsupported authentication method', {
-      method: packet.properties.authenticationMethod,
-    });
     return;
   }
   let clientId = packet.clientId;
@@ -58,6 +51,12 @@ export function handleConnect(client: Client, packet: ConnectPacket): void {
   // A will is a PUBLISH made in advance: its topic meets the same limits.
   if (packet.will !== undefined && !publishTopicAllowed(client, packet.will.topic, 'will')) return;
 
+  if (packet.properties?.authenticationMethod !== undefined) {
+    // MQTT 5 enhanced authentication: the auth plug-in's authenticateEnhanced decides, in AUTH
+    // exchanges, instead of the password file and authenticate (v5/enhanced-auth.ts).
+    startEnhancedAuth(client, packet, (outcome) => authenticated(client, packet, outcome));
+    return;
+  }
   // tlsCnAsUsername: a client certificate verified against tlsCa names the user, no password
   // needed (the CONNECT's user name is ignored).
   const certUser = broker.config.tlsCnAsUsername ? certificateUser(client.conn.socket) : null;
@@ -97,7 +96,8 @@ function authenticated(client: Client, packet: ConnectPacket, outcome: AuthOutco
       broker.stats.pluginDenied.connect++;
       if (outcome.plugin === 'failed') broker.stats.pluginFailures.connect++;
     }
-    const fields = { username: packet.username, delayedMs: outcome.delayedMs || undefined };
+    const method = packet.properties?.authenticationMethod;
+    const fields = { username: packet.username, method, delayedMs: outcome.delayedMs || undefined };
     refuse(client, outcome.returnCode, outcome.reason, outcome.why, fields);
     return;
   }
@@ -203,6 +203,9 @@ function accept(client: Client, packet: ConnectPacket): void {
     client.v5 === null
       ? undefined
       : connackProperties(packet, broker.config, client.assignedClientId, expiry, keepalive);
+  if (properties !== undefined && packet.properties?.authenticationMethod !== undefined) {
+    addConnackAuth(client, properties);
+  }
   client.conn.write(encode({ cmd: 'connack', sessionPresent, returnCode: 0, properties }, packet.protocolVersion));
   if (client.debugEnabled) {
     client.log.debug({ clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');

@@ -1,5 +1,6 @@
 import { type Packet, ProtocolError } from '@tern/protocol';
 import type { Client } from '../client.js';
+import { handleAuth, takenByConnectExchange } from './auth.js';
 import { handleConnect } from './connect.js';
 import { handleDisconnect } from './disconnect.js';
 import { handlePingreq } from './pingreq.js';
@@ -19,6 +20,8 @@ export function dispatch(client: Client, packet: Packet): void {
   // Packets decoded from the rest of a chunk after the connection was closed (a limit, a
   // DISCONNECT) are not the client's fault: ignore them.
   if (client.state === 'closed') return;
+  // MQTT 5 enhanced authentication: before its CONNACK only AUTH and DISCONNECT may come.
+  if (client.state === 'connecting' && takenByConnectExchange(client, packet)) return;
   if (client.heldPackets !== null || client.state === 'connecting') {
     // Something async decides an earlier packet (the CONNECT's credentials or client id
     // grant, the auth plug-in): keep the order, handle them after it.
@@ -59,11 +62,14 @@ export function dispatch(client: Client, packet: Packet): void {
     case 'disconnect':
       handleDisconnect(client, packet);
       break;
+    case 'auth':
+      handleAuth(client, packet);
+      break;
     case 'connect':
       // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
       throw new ProtocolError('TERN_PROTO_SECOND_CONNECT');
     default:
-      // Server-to-client packets (CONNACK, SUBACK, ...) and AUTH from a 3.1.1 client.
+      // Server-to-client packets (CONNACK, SUBACK, ...); AUTH from a 3.1.1 client fails to decode.
       throw new ProtocolError('TERN_PROTO_PACKET_TYPE', `${packet.cmd} is not sent by clients`);
   }
 }

@@ -143,6 +143,8 @@ function refusePublish(client: Client, packet: PublishPacket): void {
   }
   if (client.debugEnabled) client.log.debug({ topic: packet.topic, qos: packet.qos }, 'publish refused: answered 0x87');
   const id = packet.messageId as number;
+  // A PUBREC with an error ends the QoS 2 flow: no PUBREL will release the id.
+  if (packet.qos === 2) client.v5?.qos2Here?.delete(id);
   const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
   client.queueAck(() => writeAckWithReason(client.conn, cmd, id, ReasonCode.NOT_AUTHORIZED), null);
 }

@@ -10,6 +10,7 @@ import type { Client } from '../client.js';
 export function handlePubrel(client: Client, packet: PubrelPacket): void {
   const session = client.session;
   const id = packet.messageId;
+  client.v5?.qos2Here?.delete(id);
   let stored: Promise<void> | null = null;
   const journal = client.broker.journal;
   if (session?.incomingQos2.delete(id) && !session.isTransient && journal !== null) {

@@ -1,4 +1,5 @@
-import { encode, type QoS, ReasonCode, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
+import { encode, ProtocolError, type QoS, ReasonCode, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
+import { parseSharedFilter } from '@tern/router';
 import { packOptions, type Session } from '@tern/session';
 import type { SubscribeVerdict } from '../access/plugin.js';
 import type { Client } from '../client.js';
@@ -8,18 +9,26 @@ import { authorizeSubscribe } from './plugin-checks.js';
 import { memberBarrier } from './publish.js';
 
 /**
- * SUBSCRIBE: grant each filter (QoS as requested; 0x80 where refused), answer SUBACK with the
- * same packet id [MQTT-3.8.4-2], then send the retained messages that match each granted
- * filter [MQTT-3.3.1-6]. A filter already held is replaced and its retained messages are
- * sent again [MQTT-3.8.4-3]. A filter is refused (0x80) when it is a shared subscription,
- * when the ACL does not grant it (one read rule must cover it and no deny rule may), when it
- * is beyond maxTopicLength or maxTopicLevels, when the auth plug-in says no, and when it
- * would take the session past maxSubscriptions; the checks run in that order. With an ACL,
- * each delivery, retained ones included, is checked per topic (delivery.ts).
+ * SUBSCRIBE: grant each filter (QoS as requested; 0x80, or the MQTT 5 reason code, where
+ * refused), answer SUBACK with the same packet id [MQTT-3.8.4-2], then send the retained
+ * messages that match each granted filter [MQTT-3.3.1-6] (MQTT 5 retain handling permitting;
+ * never for a shared subscription). A filter already held is replaced and its retained
+ * messages are sent again [MQTT-3.8.4-3]. A filter is refused when it is a malformed shared
+ * subscription or `$queue/`, when the ACL does not grant it (one read rule must cover it and
+ * no deny rule may; a shared subscription's topic filter is what is checked), when it is
+ * beyond maxTopicLength or maxTopicLevels, when the auth plug-in says no, and when it would
+ * take the session past maxSubscriptions; the checks run in that order. With an ACL, each
+ * delivery, retained ones included, is checked per topic (delivery.ts).
  */
 export function handleSubscribe(client: Client, packet: SubscribePacket): void {
   const session = client.session;
   if (session === null) return;
+  for (const sub of packet.subscriptions) {
+    // No local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+    if (sub.noLocal === true && sub.topic.startsWith('$share/')) {
+      throw new ProtocolError('TERN_PROTO_SHARED_NO_LOCAL', sub.topic);
+    }
+  }
   if (client.broker.access.plugin?.subscribeFn != null) {
     // Filters refused here already are not put to the plug-in.
     const local = packet.subscriptions.map((sub) => refusal(client, sub.topic, false) === null);
@@ -29,21 +38,27 @@ export function handleSubscribe(client: Client, packet: SubscribePacket): void {
   grant(client, session, packet, null);
 }
 
-type Refusal = 'shared' | 'acl' | 'topic-limit';
+type Refusal = 'unsupported' | 'invalid-share' | 'acl' | 'topic-limit';
 
 /** The MQTT 5 SUBACK reason code for each refusal (MQTT 5 section 3.9.3). */
 const V5_REFUSALS: Record<Refusal, number> = {
-  shared: ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+  unsupported: ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+  'invalid-share': ReasonCode.TOPIC_FILTER_INVALID,
   acl: ReasonCode.NOT_AUTHORIZED,
   'topic-limit': ReasonCode.TOPIC_FILTER_INVALID,
 };
 
-/** Why the broker itself refuses `filter`, or null; counted and logged when `count`. */
-function refusal(client: Client, filter: string, count: boolean): Refusal | null {
-  if (filter.startsWith('$share/') || filter.startsWith('$queue/')) {
-    // Shared subscriptions arrive with MQTT 5 support; refuse rather than half-serve them.
-    return 'shared';
-  }
+/**
+ * Why the broker itself refuses `full`, or null; counted and logged when `count`. A shared
+ * subscription's share name is checked here; its topic filter meets the ACL and the limits
+ * like any other.
+ */
+function refusal(client: Client, full: string, count: boolean): Refusal | null {
+  // EMQX's older `$queue/` prefix is not taken: `$share/` is the standard one.
+  if (full.startsWith('$queue/')) return 'unsupported';
+  const shared = parseSharedFilter(full);
+  if (shared === 'invalid') return 'invalid-share';
+  const filter = shared === null ? full : shared.filter;
   // The ACL grants a filter that one read rule covers whole and no deny rule does.
   if (client.acl !== null && !client.acl.canSubscribe(filter)) {
     if (count) {
@@ -106,6 +121,7 @@ function grant(
       granted.push(v5 ? ReasonCode.QUOTA_EXCEEDED : SUBACK_FAILURE);
       continue;
     }
+    const shared = sub.topic.startsWith('$share/');
     const existed = session.subscriptions.has(sub.topic);
     const options = packOptions({
       qos,
@@ -122,7 +138,8 @@ function grant(
     granted.push(qos);
     // Retain handling: 0 send, 1 send only for a new subscription, 2 never [MQTT-3.3.1-9..11].
     const handling = sub.retainHandling ?? 0;
-    sendRetained[i] = handling === 0 || (handling === 1 && !existed);
+    // A shared subscription gets no retained messages when it is made (MQTT 5 section 4.8.2).
+    sendRetained[i] = !shared && (handling === 0 || (handling === 1 && !existed));
   }
   const suback = encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version);
   const answer = (): void => {

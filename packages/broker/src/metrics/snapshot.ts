@@ -131,6 +131,7 @@ export function snapshotStats(broker: Broker, worker = '0', options: { eventLoop
         'memory-high-water-mark': s.droppedMemory,
         'too-large-for-client': s.droppedTooLarge,
         expired: s.droppedExpired,
+        'no-share-member': s.droppedNoShareMember,
       },
       queueOverflows: s.queueOverflows,
       willsPublished: s.willsPublished,

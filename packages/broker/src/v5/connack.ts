@@ -42,8 +42,6 @@ export function connackProperties(
   p.topicAliasMaximum = config.topicAliasMaximum;
   if (assignedClientId !== null) p.assignedClientIdentifier = assignedClientId;
   if (keepalive !== packet.keepalive) p.serverKeepAlive = keepalive;
-  // Shared subscriptions are not served yet: say so, so clients do not try (MQTT 5 section 3.2.2.3.20).
-  p.sharedSubscriptionAvailable = false;
   return p;
 }
 

@@ -39,10 +39,17 @@ export function resolveTopicAlias(client: Client, v5: V5State, packet: PublishPa
 export function withinReceiveMaximum(client: Client, v5: V5State, packet: PublishPacket): boolean {
   const session = client.session;
   if (session === null) return true;
+  const id = packet.messageId as number;
   // A resent QoS 2 id is not a new message in flight.
-  if (packet.qos === 2 && session.incomingQos2.has(packet.messageId as number)) return true;
-  const unacknowledged = session.incomingQos2.size + v5.unackedQos1;
-  if (unacknowledged < v5.inReceiveMaximum) return true;
+  if (packet.qos === 2 && session.incomingQos2.has(id)) return true;
+  const unacknowledged = (v5.qos2Here?.size ?? 0) + v5.unackedQos1;
+  if (unacknowledged < v5.inReceiveMaximum) {
+    if (packet.qos === 2) {
+      v5.qos2Here ??= new Set();
+      v5.qos2Here.add(id);
+    }
+    return true;
+  }
   client.close(
     'protocol-error',
     ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,

@@ -21,6 +21,12 @@ export class V5State {
   readonly connectExpiry: number;
   /** Incoming QoS 1 PUBLISHes whose PUBACK is still waiting (for the store or the other members). */
   unackedQos1 = 0;
+  /**
+   * Incoming QoS 2 ids received on this connection and not yet released: the receive maximum
+   * counts these, not ids left from an earlier connection (its quota starts afresh with each
+   * connection, MQTT 5 section 4.9).
+   */
+  qos2Here: Set<number> | null = null;
   /** The receive maximum and topic alias maximum Tern announced in CONNACK (a reload changes later connections only). */
   readonly inReceiveMaximum: number;
   readonly inAliasMaximum: number;

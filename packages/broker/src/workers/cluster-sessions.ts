@@ -13,10 +13,11 @@
  */
 import type { Forwarded, NodeBus } from '@tern/cluster';
 import type { QoS, Will } from '@tern/protocol';
-import { SubscriptionIndex } from '@tern/router';
+import { isSharedFilter, SubscriptionIndex } from '@tern/router';
 import {
   type EncodedDelivery,
   type EncodedSession,
+  EXPIRE_BATCH,
   hasFlag,
   NO_LOCAL,
   optionsQos,
@@ -33,13 +34,15 @@ const RESUME_FIRST = 1024;
 
 /** How long a journaled change may wait for its message before it is written anyway. */
 const EARLY_LIMIT_MS = 5000;
+/** How often stored sessions are checked for an expiry interval that ran out. */
+const EXPIRY_SWEEP_MS = 1000;
 
 /** How a filter's interest changes: the gateway routes a filter here while anything wants it. */
 export type InterestChange = (filter: string, delta: 1 | -1) => void;
 
 export class ClusterSessions {
   private readonly bus: NodeBus;
-  readonly store: SessionStore;
+  readonly store: SessionStore<number>;
   private readonly log: Logger;
   private readonly interest: InterestChange;
   /** filter -> client id -> granted QoS, for every persistent session in the cluster. */
@@ -51,7 +54,7 @@ export class ClusterSessions {
    */
   readonly loadedIds = new Map<string, Set<number>>();
   /** The rest of a resumed session's queue being read, by client id (see claim()). */
-  private readonly rests = new Map<string, Promise<EncodedSession | null>>();
+  private readonly rests = new Map<string, Promise<EncodedSession<number> | null>>();
   /** Release requests from other nodes waiting for an answer, by client id. */
   private readonly waitingRelease = new Map<string, () => void>();
   private readonly releaseTimeoutMs: number;
@@ -82,8 +85,17 @@ export class ClusterSessions {
   private readonly early = new Map<number, { ops: JournalOps; since: number }>();
   private readonly lastSeen = new Map<number, number>();
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly expiryTimer: NodeJS.Timeout;
+  /** Set while an expiry sweep runs (a slow store does not pile sweeps up). */
+  private expiring = false;
 
-  constructor(bus: NodeBus, store: SessionStore, log: Logger, releaseTimeoutMs: number, interest: InterestChange) {
+  constructor(
+    bus: NodeBus,
+    store: SessionStore<number>,
+    log: Logger,
+    releaseTimeoutMs: number,
+    interest: InterestChange,
+  ) {
     this.bus = bus;
     this.store = store;
     this.log = log;
@@ -93,11 +105,14 @@ export class ClusterSessions {
     // is written after a while all the same: it then changes nothing.
     this.sweepTimer = setInterval(() => this.sweepEarly(EARLY_LIMIT_MS), EARLY_LIMIT_MS);
     this.sweepTimer.unref();
+    this.expiryTimer = setInterval(() => void this.sweepExpired(), EXPIRY_SWEEP_MS);
+    this.expiryTimer.unref();
   }
 
   /** Stops the sweep and writes every change still waiting. */
   stop(): void {
     clearInterval(this.sweepTimer);
+    clearInterval(this.expiryTimer);
     this.sweepEarly(0);
   }
 
@@ -147,6 +162,7 @@ export class ClusterSessions {
         retain: record.retain,
         origin: record.origin,
         time: record.time,
+        properties: record.properties === null ? null : new Uint8Array(record.properties),
       },
       targets,
     );
@@ -196,10 +212,11 @@ export class ClusterSessions {
     switch (ops[i] as JournalKind) {
       case 'sub': {
         const filter = ops[i + 2] as string;
-        const qos = ops[i + 3] as QoS;
-        store.subscribe(clientId, filter, qos);
-        this.subscribed(clientId, filter, qos);
-        this.bus.sessionChanged('sub', clientId, filter, qos);
+        // Packed options (subscription-options.ts), kept as they are everywhere.
+        const options = ops[i + 3] as number;
+        store.subscribe(clientId, filter, options);
+        this.subscribed(clientId, filter, options);
+        this.bus.sessionChanged('sub', clientId, filter, options);
         return;
       }
       case 'unsub': {
@@ -226,12 +243,20 @@ export class ClusterSessions {
         this.bus.setWill(clientId, will === null ? null : encodeWill(clientId, will));
         return;
       }
+      case 'off': {
+        const at = ops[i + 2] as number;
+        store.offline(clientId, at < 0 ? Number.POSITIVE_INFINITY : at);
+        return;
+      }
+      case 'end':
+        this.endStored(clientId);
+        return;
     }
   }
 
   /** Another node changed a persistent session's subscriptions. */
   remoteChange(change: 'sub' | 'unsub' | 'delete', clientId: string, filter: string, qos: number): void {
-    if (change === 'sub') this.subscribed(clientId, filter, qos as QoS);
+    if (change === 'sub') this.subscribed(clientId, filter, qos);
     else if (change === 'unsub') this.unsubscribed(clientId, filter);
     else this.forget(clientId);
   }
@@ -322,7 +347,7 @@ export class ClusterSessions {
     });
   }
 
-  private subscribed(clientId: string, filter: string, qos: QoS): void {
+  private subscribed(clientId: string, filter: string, options: number): void {
     let filters = this.filtersOf.get(clientId);
     if (filters === undefined) {
       filters = new Set();
@@ -330,9 +355,11 @@ export class ClusterSessions {
     }
     if (this.index.has(filter, clientId)) this.index.remove(filter, clientId);
     const first = this.index.count(filter) === 0;
-    this.index.add(filter, clientId, qos);
+    this.index.add(filter, clientId, options);
     filters.add(filter);
-    if (first) this.interest(filter, 1);
+    // A shared subscription is served to members online only: the store never queues for it,
+    // so the node need not hear of its messages for the store's sake.
+    if (first && !isSharedFilter(filter)) this.interest(filter, 1);
   }
 
   private unsubscribed(clientId: string, filter: string): void {
@@ -340,7 +367,42 @@ export class ClusterSessions {
     if (filters === undefined || !filters.delete(filter)) return;
     if (filters.size === 0) this.filtersOf.delete(clientId);
     this.index.remove(filter, clientId);
-    if (this.index.count(filter) === 0) this.interest(filter, -1);
+    if (this.index.count(filter) === 0 && !isSharedFilter(filter)) this.interest(filter, -1);
+  }
+
+  /** A stored session ends: gone from the store and from every node's index. */
+  private endStored(clientId: string): void {
+    if (this.filtersOf.has(clientId)) {
+      this.forget(clientId);
+      this.bus.sessionChanged('delete', clientId);
+    }
+    this.store.delete(clientId);
+  }
+
+  /**
+   * Ends the stored sessions whose expiry interval ran out while nobody held them (their node
+   * may be gone). Every node sweeps; the store hands each expired session to one of them.
+   */
+  private async sweepExpired(): Promise<void> {
+    if (this.expiring || !this.bus.connected) return;
+    this.expiring = true;
+    try {
+      for (;;) {
+        const ended = await this.store.expire(Date.now());
+        for (const clientId of ended) {
+          this.log.debug({ clientId }, 'stored session expired');
+          if (this.filtersOf.has(clientId)) {
+            this.forget(clientId);
+            this.bus.sessionChanged('delete', clientId);
+          }
+        }
+        if (ended.length < EXPIRE_BATCH) return;
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'could not end expired sessions (will retry)');
+    } finally {
+      this.expiring = false;
+    }
   }
 
   private forget(clientId: string): void {

@@ -11,10 +11,10 @@ export class LocalBus implements NodeBus {
   readonly nodeId: string;
   readonly nodeNumber: number;
   readonly connected = true;
-  private readonly disk: DiskSessionStore;
+  private readonly disk: DiskSessionStore<number>;
 
   /** `nodeNumber` must differ from every earlier start's (message ids are stored across starts). */
-  constructor(nodeName: string, disk: DiskSessionStore, nodeNumber: number) {
+  constructor(nodeName: string, disk: DiskSessionStore<number>, nodeNumber: number) {
     this.nodeId = nodeName;
     this.disk = disk;
     this.nodeNumber = nodeNumber;

@@ -6,10 +6,10 @@
  * one member's publishes and control messages in the order they happened.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { type Forwarded, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import { type Forwarded, GROUP_TARGET, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
 import type { QoS, Will } from '@tern/protocol';
-import { RouteTable } from '@tern/router';
-import type { Message } from '@tern/session';
+import { RouteTable, type ShareGroup } from '@tern/router';
+import { carriedProperties, type Message } from '@tern/session';
 import type { Claim, ClusterLink, SessionJournal } from '../cluster-link.js';
 import type { FromWorker, JournalKind, JournalOps, ToPeer } from './messages.js';
 
@@ -211,6 +211,16 @@ export class MemberLink implements ClusterLink, SessionJournal {
     this.journalOp('will', clientId, will, null);
   }
 
+  offline(clientId: string, expiresAt: number): void {
+    // -1 for never: a journal crosses threads by structured clone, which keeps Infinity, but
+    // the store's own encodings may not.
+    this.journalOp('off', clientId, Number.isFinite(expiresAt) ? expiresAt : -1, null);
+  }
+
+  ended(clientId: string): void {
+    this.journalOp('end', clientId, null, null);
+  }
+
   private journalOp(
     kind: JournalKind,
     clientId: string,
@@ -222,6 +232,21 @@ export class MemberLink implements ClusterLink, SessionJournal {
       this.flushScheduled = true;
       process.nextTick(this.flush);
     }
+  }
+
+  get hasSharedRoutes(): boolean {
+    return this.routes.hasShared;
+  }
+
+  matchShared(topic: string, visit: (group: ShareGroup<number>) => void): void {
+    this.routes.matchShared(topic, visit);
+  }
+
+  forwardToGroup(member: number, group: string, message: Message): void {
+    const peer = this.peers.get(member);
+    if (peer === undefined) return;
+    this.append(peer, message, GROUP_TARGET + group, 0);
+    if (member === this.gatewayIndex) this.gatewayGotLast = true;
   }
 
   forwardToSession(member: number, clientId: string, message: Message, qos: QoS): void {
@@ -305,8 +330,11 @@ export class MemberLink implements ClusterLink, SessionJournal {
     r.origin = message.origin;
     r.target = target;
     r.targetQos = targetQos;
+    // MQTT 5 properties and expiry travel as one byte string (carried-properties.ts).
+    r.properties = message.properties === null && message.expiryInterval === 0 ? null : carriedProperties(message);
     peer.batch.append(r);
     r.payload = EMPTY;
+    r.properties = null;
     this.forwardedOut++;
     if (peer.batch.count === 1) this.dirty.push(peer);
     if (!this.flushScheduled) {

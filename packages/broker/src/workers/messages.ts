@@ -77,7 +77,7 @@ export interface SessionInfo {
 export type JournalOps = (string | number | boolean | Will | null)[];
 
 /** The kinds of JournalOps. */
-export type JournalKind = 'sub' | 'unsub' | 'sent' | 'rel' | 'done' | 'in2' | 'will';
+export type JournalKind = 'sub' | 'unsub' | 'sent' | 'rel' | 'done' | 'in2' | 'will' | 'off' | 'end';
 
 /** Worker -> worker, over the pair's own MessagePort (FIFO: order is the design's backbone). */
 export type ToPeer =

@@ -15,12 +15,20 @@
  * announced, a retained QoS 1 PUBACK until the message is in the retained store.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { type Forwarded, NODE_NUMBERS, type NodeBus, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import {
+  type Forwarded,
+  GROUP_TARGET,
+  NODE_NUMBERS,
+  type NodeBus,
+  PublishBatchWriter,
+  readPublishBatch,
+} from '@tern/cluster';
 import { RedisBus, retryTransient } from '@tern/cluster/redis';
 import { RouteTable } from '@tern/router';
-import { decodeStoredMessage, RedisSessionStore } from '@tern/session';
+import { carriedProperties, decodeStoredMessage, Message, RedisSessionStore } from '@tern/session';
 import type { BrokerConfig } from '../config.js';
 import type { Logger } from '../logger.js';
+import { applyPublishProperties } from '../v5/message-properties.js';
 import { ClusterSessions } from './cluster-sessions.js';
 import { LocalBus } from './local-bus.js';
 import { MEMBERS_PER_NODE, MESSAGE_SEQ_LIMIT } from './member-link.js';
@@ -145,7 +153,7 @@ export class NodeGateway {
     // The store shares the bus's connection: Redis runs commands of one connection in order,
     // so a message is queued for its sessions before any batch that carries it reaches another
     // node (whose worker may then journal its delivery).
-    const store = new RedisSessionStore(bus.commandConnection, {
+    const store = new RedisSessionStore<number>(bus.commandConnection, {
       prefix: config.redisPrefix,
       // The store bounds all of a session's deliveries: the queue and the inflight window.
       maxQueued: config.maxQueued + config.maxInflight,
@@ -168,7 +176,7 @@ export class NodeGateway {
   static async local(config: BrokerConfig, log: Logger, index: number): Promise<NodeGateway> {
     // Loaded only here: a node without a data directory never loads the SQLite addon.
     const { DiskSessionStore } = await import('@tern/session/disk');
-    const store = new DiskSessionStore(config.dataDir, {
+    const store = new DiskSessionStore<number>(config.dataDir, {
       maxQueued: config.maxQueued + config.maxInflight,
       overflowPolicy: config.queueOverflow,
     });
@@ -304,6 +312,11 @@ export class NodeGateway {
   private outgoing(record: Forwarded): void {
     // $SYS describes this node alone: every node has its own.
     if (record.topic.startsWith('$SYS')) return;
+    if (record.target.startsWith(GROUP_TARGET)) {
+      // A worker chose "another node" for a shared subscription group: this gateway picks which.
+      this.toNodeInGroup(record);
+      return;
+    }
     this.sessions?.enqueue(record);
     if (record.retain) {
       // Every node keeps every retained message; the store in Redis serves nodes that start later.
@@ -366,7 +379,8 @@ export class NodeGateway {
     try {
       readPublishBatch(bytes, (record) => {
         this.forwardedIn++;
-        this.toLocalWorkers(record);
+        if (record.target.startsWith(GROUP_TARGET)) this.toWorkerInGroup(record);
+        else this.toLocalWorkers(record);
       });
     } catch (err) {
       this.log.warn({ err }, 'unreadable publish batch from another node: dropped');
@@ -463,7 +477,7 @@ export class NodeGateway {
             qos: m.qos,
             retain: false,
             origin: m.origin,
-            properties: null,
+            properties: m.properties ?? null,
             target: clientId,
             targetQos: d.qos,
           });
@@ -501,6 +515,9 @@ export class NodeGateway {
       }
       this.orphanWills++;
       const { will, clientId } = orphan;
+      // MQTT 5 will properties become the message's, as when the will fires on its own node.
+      const carried = new Message(will.topic, will.payload, will.qos, will.retain, clientId);
+      if (will.properties !== undefined) applyPublishProperties(carried, will.properties);
       this.messageSeq = (this.messageSeq + 1) % MESSAGE_SEQ_LIMIT;
       const record: Forwarded = {
         id: (this.bus.nodeNumber * MEMBERS_PER_NODE + GATEWAY_MEMBER) * MESSAGE_SEQ_LIMIT + this.messageSeq,
@@ -510,7 +527,7 @@ export class NodeGateway {
         qos: will.qos,
         retain: will.retain,
         origin: clientId,
-        properties: null,
+        properties: carriedProperties(carried),
         target: '',
         targetQos: 0,
       };
@@ -568,6 +585,36 @@ export class NodeGateway {
     }
   }
 
+  /**
+   * A shared subscription group's message another node chose this node for: to the next
+   * worker here that has the group (which picks one of its sessions).
+   */
+  private toWorkerInGroup(record: Forwarded): void {
+    const key = record.target.slice(1);
+    const worker = nextInGroup(this.localRoutes, record.topic, key);
+    if (worker === undefined) {
+      this.log.debug({ group: key }, 'shared subscription message for a group no worker has here: dropped');
+      return;
+    }
+    const port = this.workers[worker];
+    if (port !== undefined) this.append(port, record);
+  }
+
+  /** A worker's message for a shared subscription group on another node: to the next such node. */
+  private toNodeInGroup(record: Forwarded): void {
+    const key = record.target.slice(1);
+    const member = nextInGroup(this.remoteRoutes, record.topic, key);
+    const node = member === undefined ? undefined : this.nodesByMember[member];
+    if (node === undefined) {
+      this.log.debug({ group: key }, 'shared subscription message for a group no other node has: dropped');
+      return;
+    }
+    node.batch.append(record);
+    this.forwardedOut++;
+    if (node.batch.count === 1) this.dirtyNodes.push(node);
+    this.schedule();
+  }
+
   private append(worker: WorkerPort, record: Forwarded): void {
     worker.batch.append(record);
     if (worker.batch.count === 1) this.dirtyWorkers.push(worker);
@@ -602,4 +649,16 @@ export class NodeGateway {
       this.sendTo(worker, { t: 'ping', n });
     });
   }
+}
+
+/** The next member (round robin) of `routes` that has shared subscription group `key`. */
+function nextInGroup(routes: RouteTable, topic: string, key: string): number | undefined {
+  let chosen: number | undefined;
+  routes.matchShared(topic, (group) => {
+    if (chosen !== undefined || group.key !== key || group.members.length === 0) return;
+    const at = group.cursor % group.members.length;
+    group.cursor = (at + 1) % group.members.length;
+    chosen = group.members[at];
+  });
+  return chosen;
 }

@@ -9,7 +9,7 @@
  * worker accepts on the same descriptor, and a thread that ended would close it for all.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Forwarded } from '@tern/cluster';
+import { type Forwarded, GROUP_TARGET } from '@tern/cluster';
 import type { TlsMaterial } from '@tern/listener';
 import { decodeSnapshot, encodeSnapshot, Message, optionsQos } from '@tern/session';
 import { Broker } from '../broker.js';
@@ -52,8 +52,9 @@ let restarts = 0;
 link.receiver = {
   acceptForwarded(record: Forwarded): void {
     const message = messageFromRecord(record);
-    if (record.target !== '') deliverFromStub(broker, record, message);
-    else broker.acceptForwarded(message);
+    if (record.target === '') broker.acceptForwarded(message);
+    else if (record.target.startsWith(GROUP_TARGET)) broker.acceptForGroup(record.target.slice(1), message);
+    else deliverFromStub(broker, record, message);
   },
   dropStub(clientId: string, to: number): void {
     dropStub(broker, clientId, to);
