@@ -73,6 +73,7 @@ const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>(
   'maxKeepalive',
   'maxSessionExpiry',
   'serverReference',
+  'responseInformation',
 ]);
 
 export interface ConfigDiff {

@@ -163,6 +163,11 @@ export interface BrokerConfig {
    * told to use it (DISCONNECT 0x9C with this server reference). '' = none. @default ''
    */
   serverReference: string;
+  /**
+   * What an MQTT 5 client that asks for response information is told (a topic prefix for its
+   * responses, say); `%c` becomes its client id. '' = none is given. @default ''
+   */
+  responseInformation: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
@@ -219,6 +224,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   maxKeepalive: 0,
   maxSessionExpiry: 0,
   serverReference: '',
+  responseInformation: '',
 });
 
 /** A configuration problem: stops start-up. `message` is the one line to print. */
@@ -285,6 +291,7 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   maxKeepalive: { kind: 'int', min: 0, max: 65_535 },
   maxSessionExpiry: { kind: 'int', min: 0, max: 4_294_967_295 },
   serverReference: { kind: 'string', emptyAllowed: true },
+  responseInformation: { kind: 'string', emptyAllowed: true },
   maxTopicLength: { kind: 'int', min: 0, max: 65_535 },
   maxTopicLevels: { kind: 'int', min: 0, max: 65_535 },
   maxPublishRate: { kind: 'int', min: 0, max: 10_000_000 },
@@ -395,6 +402,7 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--max-keepalive': 'maxKeepalive',
   '--max-session-expiry': 'maxSessionExpiry',
   '--server-reference': 'serverReference',
+  '--response-information': 'responseInformation',
   '--max-topic-length': 'maxTopicLength',
   '--max-topic-levels': 'maxTopicLevels',
   '--max-publish-rate': 'maxPublishRate',

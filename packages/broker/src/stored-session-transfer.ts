@@ -11,7 +11,6 @@
  *            u32 LE body length, then the stored message (message-codec.ts)
  */
 import { decode, encode } from '@msgpack/msgpack';
-import type { QoS } from '@tern/protocol';
 import {
   decodeStoredMessage,
   type EncodedSession,

@@ -20,7 +20,7 @@ t.test('MQTT 5 sessions', async (t) => {
     t.equal(connack.properties?.receiveMaximum, 100);
     t.equal(connack.properties?.topicAliasMaximum, 5);
     t.equal(connack.properties?.maximumPacketSize, 4096);
-    t.equal(connack.properties?.sharedSubscriptionAvailable, false);
+    t.equal(connack.properties?.sharedSubscriptionAvailable, undefined, 'shared subscriptions available (the default)');
     t.equal(connack.properties?.assignedClientIdentifier, undefined, 'no id assigned when the client had one');
   });
 
@@ -111,7 +111,7 @@ t.test('MQTT 5 refusals', async (t) => {
 });
 
 t.test('MQTT 5 keepalive and expiry caps', async (t) => {
-  const tb = await startBroker({ maxKeepalive: 30, maxSessionExpiry: 10 });
+  const tb = await startBroker({ maxKeepalive: 30, maxSessionExpiry: 10, responseInformation: 'replies/%c/' });
   t.teardown(tb.stop);
 
   await t.test('server keep alive when the client asks for none or more [MQTT-3.2.2-21]', async (t) => {
@@ -121,6 +121,19 @@ t.test('MQTT 5 keepalive and expiry caps', async (t) => {
     const less = await RawClient.connected(tb.port, { ...v5, clientId: 'v5-ka-less', keepalive: 10 });
     t.teardown(() => less.client.destroy());
     t.equal(less.connack.properties?.serverKeepAlive, undefined, 'its own is kept');
+  });
+
+  await t.test('response information only to a client that asks (3.2.2.3.15) [MQTT-3.1.2-28]', async (t) => {
+    const asks = await RawClient.connected(tb.port, {
+      ...v5,
+      clientId: 'v5-resp',
+      properties: { requestResponseInformation: true },
+    });
+    t.teardown(() => asks.client.destroy());
+    t.equal(asks.connack.properties?.responseInformation, 'replies/v5-resp/');
+    const silent = await RawClient.connected(tb.port, { ...v5, clientId: 'v5-resp-not' });
+    t.teardown(() => silent.client.destroy());
+    t.equal(silent.connack.properties?.responseInformation, undefined);
   });
 
   await t.test('a longer session expiry is capped and the client told', async (t) => {

@@ -39,25 +39,30 @@ t.test('SUBSCRIBE and UNSUBSCRIBE', async (t) => {
     },
   );
 
-  await t.test("'$share/...' filters get 0x80, the others in the same SUBSCRIBE are granted", async (t) => {
-    const sub = await connectRaw('sub-share');
-    sub.send({
-      cmd: 'subscribe',
-      messageId: 9,
-      subscriptions: [
-        { topic: '$share/group/sub/share', qos: 1 },
-        { topic: 'sub/share', qos: 1 },
-      ],
-    });
-    const suback = await sub.expect('suback');
-    t.equal(suback.messageId, 9);
-    t.same(suback.granted, [0x80, 1]);
-    const pub = await connectMqtt('sub-share-pub');
-    await pub.publishAsync('sub/share', 'once', { qos: 0 });
-    const p = (await sub.expect('publish')) as PublishPacket;
-    t.equal(p.payload.toString(), 'once');
-    t.equal((await nextAfterPing(sub)).cmd, 'pingresp', 'the refused filter delivers nothing');
-  });
+  await t.test(
+    "'$share/...' filters are shared subscriptions for 3.1.1 clients too; a malformed one gets 0x80",
+    async (t) => {
+      const sub = await connectRaw('sub-share');
+      sub.send({
+        cmd: 'subscribe',
+        messageId: 9,
+        subscriptions: [
+          { topic: '$share/group/sub/share', qos: 1 },
+          { topic: 'sub/share', qos: 1 },
+          { topic: '$share/group', qos: 1 },
+        ],
+      });
+      const suback = await sub.expect('suback');
+      t.equal(suback.messageId, 9);
+      t.same(suback.granted, [1, 1, 0x80], 'no topic filter after the share name [MQTT-4.8.2-2]');
+      const pub = await connectMqtt('sub-share-pub');
+      await pub.publishAsync('sub/share', 'once', { qos: 0 });
+      // Its shared subscription (it is the group's only member) and its own: one copy each.
+      t.equal(((await sub.expect('publish')) as PublishPacket).payload.toString(), 'once');
+      t.equal(((await sub.expect('publish')) as PublishPacket).payload.toString(), 'once');
+      t.equal((await nextAfterPing(sub)).cmd, 'pingresp', 'and no more');
+    },
+  );
 
   await t.test('UNSUBSCRIBE stops delivery; UNSUBACK has the packet id [MQTT-3.10.4-2] [MQTT-3.10.4-4]', async (t) => {
     const sub = await connectRaw('sub-unsub');

@@ -202,7 +202,7 @@ function accept(client: Client, packet: ConnectPacket): void {
   const properties =
     client.v5 === null
       ? undefined
-      : connackProperties(packet, broker.config, client.assignedClientId, expiry, keepalive);
+      : connackProperties(packet, broker.config, clientId, client.assignedClientId, expiry, keepalive);
   if (properties !== undefined && packet.properties?.authenticationMethod !== undefined) {
     addConnackAuth(client, properties);
   }

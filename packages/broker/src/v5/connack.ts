@@ -28,6 +28,7 @@ export function grantedKeepalive(packet: ConnectPacket, config: BrokerConfig): n
 export function connackProperties(
   packet: ConnectPacket,
   config: BrokerConfig,
+  clientId: string,
   assignedClientId: string | null,
   expiry: number,
   keepalive: number,
@@ -42,6 +43,10 @@ export function connackProperties(
   p.topicAliasMaximum = config.topicAliasMaximum;
   if (assignedClientId !== null) p.assignedClientIdentifier = assignedClientId;
   if (keepalive !== packet.keepalive) p.serverKeepAlive = keepalive;
+  // Response information only when asked for [MQTT-3.1.2-28] and configured.
+  if (packet.properties?.requestResponseInformation === true && config.responseInformation !== '') {
+    p.responseInformation = config.responseInformation.replaceAll('%c', clientId);
+  }
   return p;
 }
 
