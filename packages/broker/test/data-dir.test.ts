@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RawClient } from '@tern/testkit';
 import t, { type Test } from 'tap';
 import { type Running, startCli, tern } from './support/cli.js';
 import { numbered, publishQos1, rawClient, receivePublishes, texts } from './support/cluster.js';
@@ -17,8 +18,8 @@ function dataDir(t: Test): string {
   return dir;
 }
 
-async function node(t: Test, dir: string): Promise<Running> {
-  const running = await startCli(['--workers', '2', '--data-dir', dir]);
+async function node(t: Test, dir: string, extra: readonly string[] = []): Promise<Running> {
+  const running = await startCli(['--workers', '2', '--data-dir', dir, ...extra]);
   t.teardown(() => {
     if (running.child.exitCode === null) running.child.kill('SIGKILL');
   });
@@ -121,4 +122,36 @@ t.test('a data directory that cannot be used, or one combined with redis, stops 
   const both = await tern(['--port', '0', '--no-metrics', '--data-dir', dir, '--redis', 'redis://127.0.0.1:1']);
   t.equal(both.code, 1);
   t.match(both.stderr, /^tern: dataDir and redis cannot be combined/);
+});
+
+t.test('an MQTT 5 session expiry interval runs on across a restart', async (t) => {
+  const dir = dataDir(t);
+  const first = await node(t, dir);
+  const open = async (port: number, clientId: string, expiry: number) => {
+    const { client, connack } = await RawClient.connected(port, {
+      protocolVersion: 5,
+      clientId,
+      clean: false,
+      properties: { sessionExpiryInterval: expiry },
+    });
+    t.teardown(() => client.destroy());
+    return { client, connack };
+  };
+  for (const [clientId, expiry] of [
+    ['brief', 1],
+    ['lasting', 3600],
+  ] as const) {
+    const { client } = await open(first.port, clientId, expiry);
+    client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `exp/${clientId}`, qos: 1 }] });
+    await client.expect('suback');
+    await client.disconnect();
+  }
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  const second = await node(t, dir, ['--log-level', 'debug']);
+  // The store ends the short one once its interval has run out, whoever held it before.
+  await second.waitForLog((l) => l.msg === 'stored session expired' && l.clientId === 'brief');
+  t.equal((await open(second.port, 'brief', 1)).connack.sessionPresent, false, 'the short one expired');
+  t.equal((await open(second.port, 'lasting', 3600)).connack.sessionPresent, true, 'the long one is there');
 });
