@@ -10,11 +10,21 @@
  *
  * `tern passwd` manages a password file (passwd.ts).
  */
+import { setFlagsFromString } from 'node:v8';
 import { ConfigError, HELP, loadConfig, type ParsedArgs, parseArgs } from './config.js';
 import { createRootLogger, type Logger } from './logger.js';
 import { TernNode } from './node.js';
 import { runPasswd } from './passwd.js';
 import { VERSION } from './version.js';
+
+/**
+ * V8's memory reducer runs full mark-compacts whenever allocation slows down, to hand memory
+ * back: for a broker at a steady, modest rate that is exactly the normal state, and each one
+ * stalls the event loop for 3 to 8 ms, which was most of Tern's latency tail (p99 at 1000
+ * msgs/s 2.2 ms with it, 0.4 ms without: benchmarks/RESULTS.md). Set before any worker thread
+ * (and its heap) exists; the flag is process-wide.
+ */
+setFlagsFromString('--no-memory-reducer');
 
 async function main(): Promise<void> {
   if (process.argv[2] === 'passwd') {
