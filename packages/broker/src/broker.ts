@@ -73,6 +73,7 @@ const RELOADABLE: ReadonlySet<keyof BrokerConfig> = new Set<keyof BrokerConfig>(
   'maxKeepalive',
   'maxSessionExpiry',
   'serverReference',
+  'serverMoved',
   'responseInformation',
 ]);
 
@@ -388,13 +389,13 @@ export class Broker {
     if (session === null || session.owner !== client) return;
     if (this.clients.get(client.clientId) === client) this.clients.delete(client.clientId);
     session.owner = null;
+    // The next connection resends everything unacknowledged, within its own receive maximum.
+    session.resendPending = null;
     // Shared subscription deliveries it had not acknowledged go to another member now.
     const shared = this.shared.size > 0 ? session.takeShared() : null;
     if (shared !== null) this.passOnShared(session, shared);
     const will = session.will;
     session.will = null;
-    // The cluster no longer needs this connection's will should its node die.
-    if (will !== null) this.journal?.will(client.clientId, null);
     const journal = this.journal;
     if (journal !== null && !session.isTransient) {
       // QoS 1 deliveries in flight are stored with their packet ids now rather than as each
@@ -412,7 +413,10 @@ export class Broker {
     }
     // The will fires on every end but DISCONNECT [MQTT-3.1.2-8] [MQTT-3.1.2-10] (an MQTT 5
     // DISCONNECT 0x04 asks for it all the same).
-    if (will !== null && reason !== 'client-disconnect') this.wills.fire(client, session, will);
+    const delayed = will !== null && reason !== 'client-disconnect' && this.wills.fire(client, session, will);
+    // The cluster no longer needs this connection's will should its node die, unless it waits
+    // out a delay here (WillPublisher lets go of it when it fires or is dropped).
+    if (will !== null && !delayed) this.journal?.will(client.clientId, null);
     if (session.isTransient) {
       // MQTT 5 expiry 0 without a clean start: a stored session was resumed, and ends now.
       if (session.stored) this.journal?.ended(session.clientId);
@@ -518,11 +522,18 @@ export class Broker {
   private passOnShared(session: Session, taken: QueuedDelivery[]): void {
     for (const item of taken) {
       const key = item.share as string;
-      if (!session.isTransient) this.journal?.completed(session.clientId, item.message.id);
       const local = this.shared.get(key);
-      // Another session here, or else another member that has the group.
-      if (local !== undefined && this.deliverToGroup(local, item.message, session)) continue;
-      if (!this.forwardToGroupElsewhere(key, item.message)) this.stats.droppedNoShareMember++;
+      // Another session here, or else another member that has the group; with nobody else,
+      // it stays with this session (queued for its return, if it has one).
+      const passed =
+        (local !== undefined && this.deliverToGroup(local, item.message, session)) ||
+        this.forwardToGroupElsewhere(key, item.message);
+      if (!passed) {
+        session.queue.restore(item);
+        continue;
+      }
+      // It is another member's to deliver now: the store stops owing it to this session.
+      if (!session.isTransient) this.journal?.completed(session.clientId, item.message.id);
     }
   }
 

@@ -11,7 +11,7 @@ import type { V5State } from './v5/v5-state.js';
 /** Why a connection ended; each one is logged and counted under this name. */
 export type CloseReason =
   | 'client-disconnect'
-  /** MQTT 5 DISCONNECT with reason 0x04: a clean end that still publishes the will. */
+  /** MQTT 5 DISCONNECT with a reason other than 0x00 (0x04 asks for the will): the will is published. */
   | 'disconnect-with-will'
   | 'socket-closed'
   | 'socket-error'
@@ -274,15 +274,18 @@ export class Client implements ConnectionHandler {
   private sendDisconnect(code: number, why: string | null): void {
     const v5 = this.v5 as V5State;
     const reference = this.broker.config.serverReference;
-    // With a serverReference configured, clients leaving at shutdown are sent there (0x9C).
+    // With a serverReference configured, clients leaving at shutdown are sent there: 0x9C, or
+    // 0x9D when the server has moved for good.
     const moving = code === 0x8b && reference !== '';
     const bytes = disconnectBytes(
       this,
-      moving ? 0x9c : code,
+      moving ? (this.broker.config.serverMoved ? 0x9d : 0x9c) : code,
       v5.problemInformation ? why : null,
       moving ? reference : null,
     );
-    this.conn.closeWith(bytes);
+    // Larger than the client takes even without its reason string: closed without it.
+    if (bytes === null) this.conn.destroy();
+    else this.conn.closeWith(bytes);
   }
 }
 

@@ -164,6 +164,11 @@ export interface BrokerConfig {
    */
   serverReference: string;
   /**
+   * With serverReference: the server has moved for good (0x9D, server moved) rather than for
+   * now (0x9C, use another server). @default false
+   */
+  serverMoved: boolean;
+  /**
    * What an MQTT 5 client that asks for response information is told (a topic prefix for its
    * responses, say); `%c` becomes its client id. '' = none is given. @default ''
    */
@@ -224,6 +229,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   maxKeepalive: 0,
   maxSessionExpiry: 0,
   serverReference: '',
+  serverMoved: false,
   responseInformation: '',
 });
 
@@ -291,6 +297,7 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   maxKeepalive: { kind: 'int', min: 0, max: 65_535 },
   maxSessionExpiry: { kind: 'int', min: 0, max: 4_294_967_295 },
   serverReference: { kind: 'string', emptyAllowed: true },
+  serverMoved: { kind: 'bool' },
   responseInformation: { kind: 'string', emptyAllowed: true },
   maxTopicLength: { kind: 'int', min: 0, max: 65_535 },
   maxTopicLevels: { kind: 'int', min: 0, max: 65_535 },
@@ -402,6 +409,7 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--max-keepalive': 'maxKeepalive',
   '--max-session-expiry': 'maxSessionExpiry',
   '--server-reference': 'serverReference',
+  '--server-moved': 'serverMoved',
   '--response-information': 'responseInformation',
   '--max-topic-length': 'maxTopicLength',
   '--max-topic-levels': 'maxTopicLevels',

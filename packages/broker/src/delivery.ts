@@ -73,6 +73,13 @@ export function deliverNow(
     return;
   }
   const client = session.owner as Client | null;
+  // MQTT 5: a message that expired on its way here (held while a session moved, read back
+  // from the store) is not delivered [MQTT-3.3.2-5].
+  if (message.expiryInterval !== 0 && message.expired(Date.now())) {
+    broker.stats.droppedExpired++;
+    if (qos !== 0 && !session.isTransient) broker.journal?.completed(session.clientId, message.id);
+    return;
+  }
   if (qos === 0) {
     if (client === null) {
       broker.stats.droppedOffline++;
@@ -151,10 +158,6 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
   if (client.v5 === null) {
     t = message.template(0, retain);
   } else {
-    if (message.expiryInterval !== 0 && message.expired(Date.now())) {
-      broker.stats.droppedExpired++;
-      return;
-    }
     const own = v5Publish(client.v5, client.session as Session, message, 0, retain);
     if (own === null) {
       broker.stats.droppedTooLarge++;
@@ -262,6 +265,16 @@ function writeInflight(client: Client, t: PublishTemplate, id: number, bits: num
 export function drain(broker: Broker, session: Session): void {
   const client = session.owner as Client | null;
   if (client === null) return;
+  const pending = session.resendPending;
+  if (pending !== null) {
+    // Resends the window did not take at reconnect come first (they are older).
+    while (pending.length > 0 && session.inflight.size - pending.length < session.window) {
+      const entry = pending.shift() as InflightEntry;
+      if (session.inflight.get(entry.id) === entry) sendInflight(broker, client, entry, true);
+    }
+    if (pending.length > 0) return;
+    session.resendPending = null;
+  }
   for (let next = session.nextQueued(); next !== null; next = session.nextQueued()) {
     const message = next.message;
     // MQTT 5: a message whose expiry interval passed while it waited is not delivered
@@ -280,11 +293,21 @@ export function drain(broker: Broker, session: Session): void {
  * every PUBREL, in their original order [MQTT-4.4.0-1], then continue with the queue.
  */
 export function resume(broker: Broker, session: Session, client: Client): void {
+  // What this connection's receive maximum allows goes now, the rest as acks come
+  // [MQTT-3.3.4-9]; a QoS 2 message awaiting PUBCOMP counts as unacknowledged too.
+  let awaitingPubcomp = 0;
+  for (const entry of session.inflight.values()) if (entry.state === 'pubrel') awaitingPubcomp++;
+  let budget = session.window - awaitingPubcomp;
+  session.resendPending = null;
   for (const entry of session.inflight.values()) {
     if (entry.state === 'pubrel') {
       writePubrel(client.conn, entry.id);
-    } else {
+    } else if (budget > 0) {
       sendInflight(broker, client, entry, true);
+      budget--;
+    } else {
+      session.resendPending ??= [];
+      session.resendPending.push(entry);
     }
   }
   drain(broker, session);

@@ -39,6 +39,8 @@ export function releaseSession(broker: Broker, clientId: string, clean: boolean,
   broker.wills.settle(clientId, clean);
   const session = broker.sessions.get(clientId);
   if (session === undefined || session.movedTo >= 0) return null;
+  // Its expiry is the new member's business now (a stub must not end the moved session).
+  broker.expiring.delete(session);
   if (clean || session.isTransient) {
     // cleanSession=1 discards any previous session [MQTT-3.1.2-6].
     broker.endSession(session);
@@ -79,10 +81,30 @@ export function adoptArriving(broker: Broker, session: Session, from: number): S
 
 /** Step 4 on the new member: a message the stub kept for `record.target`. */
 export function deliverFromStub(broker: Broker, record: Forwarded, message: Message): void {
-  const session = broker.sessions.get(record.target);
+  const target = record.target;
+  const cut = target.indexOf(STUB_EXTRAS);
+  const clientId = cut < 0 ? target : target.slice(0, cut);
+  const session = broker.sessions.get(clientId);
   if (session === undefined) return;
   session.handover?.seen.add(message.id);
-  deliverNow(broker, session, message, record.targetQos, false);
+  // The delivery as the stub kept it: its RETAIN (MQTT 5 retain as published) and the shared
+  // subscription group it came through.
+  const retain = cut >= 0 && target.charCodeAt(cut + 1) === RETAINED;
+  const share = cut >= 0 && cut + 2 < target.length ? target.slice(cut + 2) : null;
+  deliverNow(broker, session, message, record.targetQos, retain, share);
+}
+
+/**
+ * A stub's forwarded delivery names its session in the record's target; what else the delivery
+ * carries (RETAIN, a shared subscription group) follows the client id after U+0000, which no
+ * client id contains [MQTT-1.5.4-2]: one character 'r' or '-', then the group, if any.
+ */
+const STUB_EXTRAS = '\u0000';
+const RETAINED = 0x72;
+
+function stubTarget(clientId: string, retain: boolean, share: string | null | undefined): string {
+  if (!retain && (share === null || share === undefined)) return clientId;
+  return `${clientId}${STUB_EXTRAS}${retain ? 'r' : '-'}${share ?? ''}`;
 }
 
 /** Step 4, on the old member: the stub forwards what it kept and goes; the answer follows. */
@@ -91,7 +113,9 @@ export function dropStub(broker: Broker, clientId: string, to: number): void {
   if (link === null) return;
   const session = broker.sessions.get(clientId);
   if (session !== undefined && session.movedTo === to) {
-    for (const kept of session.stubbed ?? []) link.forwardToSession(to, clientId, kept.message, kept.qos);
+    for (const kept of session.stubbed ?? []) {
+      link.forwardToSession(to, stubTarget(clientId, kept.retain, kept.share), kept.message, kept.qos);
+    }
     session.stubbed = null;
     broker.endSession(session);
   }

@@ -31,26 +31,29 @@ export class WillPublisher {
     return this.delayed.size;
   }
 
-  /** `client`'s connection ended without DISCONNECT: its will, now or after its delay. */
-  fire(client: Client, session: Session, will: Will): void {
+  /**
+   * `client`'s connection ended without DISCONNECT: its will, now or after its delay. Returns
+   * true when it waits out a delay.
+   */
+  fire(client: Client, session: Session, will: Will): boolean {
     const broker = this.broker;
     // Checked at CONNECT; checked again in case an ACL reload has revoked it since.
     if (client.acl !== null && !client.acl.canPublish(will.topic)) {
       broker.stats.aclDenied.will++;
       client.log.info({ willTopic: will.topic }, 'will not published: the ACL no longer allows its topic');
-      return;
+      return false;
     }
     if (will.topic.startsWith('$SYS')) {
       // The broker's own tree is not writable by clients, by PUBLISH or by will.
       client.log.info({ willTopic: will.topic }, 'will not published: $SYS topics are the broker’s');
-      return;
+      return false;
     }
     const delay = will.properties?.willDelayInterval ?? 0;
     // A session that ends with its connection takes the will with it at once (whichever of
     // the delay and the session's end comes first).
     if (delay === 0 || session.isTransient || this.immediate) {
       this.publish(will, client.clientId);
-      return;
+      return false;
     }
     const seconds = Math.min(delay, session.expiryInterval);
     const clientId = client.clientId;
@@ -58,9 +61,11 @@ export class WillPublisher {
     const timer = setTimeout(() => {
       this.delayed.delete(clientId);
       this.publish(will, clientId);
+      this.broker.journal?.will(clientId, null);
     }, seconds * 1000);
     timer.unref();
     this.delayed.set(clientId, { timer, will, origin: clientId });
+    return true;
   }
 
   /**
@@ -73,6 +78,8 @@ export class WillPublisher {
     this.delayed.delete(clientId);
     clearTimeout(waiting.timer);
     if (publish) this.publish(waiting.will, waiting.origin);
+    // The cluster's copy (kept should this node die during the delay) goes too.
+    this.broker.journal?.will(clientId, null);
   }
 
   /** Shutdown: every waiting will fires now, and later ones at once. */

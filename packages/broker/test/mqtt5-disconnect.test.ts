@@ -34,6 +34,31 @@ t.test('server-initiated DISCONNECT', async (t) => {
     await client.waitClosed();
   });
 
+  await t.test(
+    'a DISCONNECT drops its reason string to fit the client’s maximum packet size [MQTT-3.14.2-3]',
+    async (t) => {
+      const { client } = await RawClient.connected(port, {
+        ...v5,
+        clientId: 'd5-small',
+        properties: { maximumPacketSize: 20 },
+      });
+      // An alias above the broker's topic alias maximum (64) gets 0x94 and a close.
+      client.send({
+        cmd: 'publish',
+        topic: 'd5/a',
+        payload: Buffer.alloc(0),
+        qos: 0,
+        retain: false,
+        dup: false,
+        properties: { topicAlias: 65535 },
+      });
+      const bye = await client.expect('disconnect');
+      t.equal(bye.reasonCode, 0x94);
+      t.equal(bye.properties?.reasonString, undefined, 'no reason string: it would not fit');
+      await client.waitClosed();
+    },
+  );
+
   await t.test('0x82 for a protocol error (a second CONNECT) [MQTT-3.1.0-2]', async (t) => {
     const { client } = await RawClient.connected(port, { ...v5, clientId: 'd5-second' });
     client.sendConnect({ clientId: 'd5-second' });
@@ -49,6 +74,16 @@ t.test('0x8B at shutdown', async (t) => {
   const stopping = tb.stop();
   const bye = await client.expect('disconnect');
   t.equal(bye.reasonCode, 0x8b);
+  await stopping;
+});
+
+t.test('0x9D with the server reference at shutdown when the server has moved', async (t) => {
+  const tb = await startBroker({ serverReference: 'new.example:1883', serverMoved: true });
+  const { client } = await RawClient.connected(tb.port, { ...v5, clientId: 'd5-gone' });
+  const stopping = tb.stop();
+  const bye = await client.expect('disconnect');
+  t.equal(bye.reasonCode, 0x9d);
+  t.equal(bye.properties?.serverReference, 'new.example:1883');
   await stopping;
 });
 

@@ -81,6 +81,55 @@ t.test('shared subscriptions', async (t) => {
     t.same(got.sort(), [...sent].sort(), 'the staying member ends up with all of them');
   });
 
+  await t.test('a lone persistent member keeps what it had not acknowledged: resent when it returns', async (t) => {
+    const connect = { clean: false, properties: { sessionExpiryInterval: 300 } };
+    const first = await connect5(t, port, 'sh-lone', connect);
+    await subscribe5(first.client, [{ topic: '$share/g6/sh/lone', qos: 1 }]);
+    const { client: pub } = await connect5(t, port, 'sh-lone-pub');
+    await publish5(pub, 'sh/lone', 'q1', 1);
+    await settled(pub);
+    await first.client.expect('publish');
+    // Nobody else in the group: the message stays with the session instead of being lost.
+    first.client.destroy();
+    await first.client.waitClosed();
+    const again = await connect5(t, port, 'sh-lone', connect);
+    t.equal(again.connack.sessionPresent, true);
+    const back = await again.client.expect('publish');
+    t.equal(back.payload.toString(), 'q1', 'the QoS 1 message is not lost');
+  });
+
+  await t.test('a QoS 2 message already sent stays with its member [MQTT-4.8.2-4]', async (t) => {
+    const { client: a } = await connect5(t, port, 'sh-q2-a');
+    await subscribe5(a, [{ topic: '$share/g7/sh/q2', qos: 2 }]);
+    const { client: b } = await connect5Elsewhere(t, tb, 'sh-q2-a', 'sh-q2-b');
+    await subscribe5(b, [{ topic: '$share/g7/sh/q2', qos: 2 }]);
+    const { client: pub } = await connect5(t, port, 'sh-q2-pub');
+    for (let i = 0; i < 4; i++) await publish5(pub, 'sh/q2', `q${i}`, 2);
+    await settled(pub);
+    const toA = publishes(await untilPingresp(a)).map((p) => p.payload.toString());
+    const toB = publishes(await untilPingresp(b));
+    for (const p of toB) b.send({ cmd: 'pubrec', messageId: p.messageId as number });
+    a.destroy();
+    await a.waitClosed();
+    // B answers what comes as it must; nothing A was sent may reach B too.
+    const later = publishes(await untilPingresp(b)).map((p) => p.payload.toString());
+    t.same(
+      later.filter((m) => toA.includes(m)),
+      [],
+      'what A was sent is never sent to B',
+    );
+  });
+
+  await t.test('a shared subscription’s identifier comes with its messages [MQTT-3.3.4-3]', async (t) => {
+    const { client } = await connect5(t, port, 'sh-sid');
+    await subscribe5(client, [{ topic: '$share/g8/sh/sid/#', qos: 0 }], 17);
+    const { client: pub } = await connect5(t, port, 'sh-sid-pub');
+    await publish5(pub, 'sh/sid/a', 'x', 1);
+    await settled(pub);
+    const got = await client.expect('publish');
+    t.same(got.properties?.subscriptionIdentifiers, [17]);
+  });
+
   await t.test('no retained messages when a shared subscription is made (MQTT 5 section 4.8.2)', async (t) => {
     const { client: pub } = await connect5(t, port, 'sh-ret-pub');
     await publish5(pub, 'sh/ret/a', 'kept', 1, { retain: true });

@@ -62,16 +62,19 @@ t.test('MQTT 5 wills', async (t) => {
     t.equal(got.properties?.willDelayInterval, undefined, 'the delay is the broker’s, not the message’s');
   });
 
-  await t.test('DISCONNECT 0x04 publishes the will; a normal DISCONNECT does not [MQTT-3.14.4-3]', async (t) => {
+  await t.test('only a normal DISCONNECT (0x00) discards the will [MQTT-3.14.4-3]', async (t) => {
     const a = await RawClient.connected(port, { ...v5, clientId: 'w5-dc4', will: will('w5/dc4', 'asked for') });
     a.client.send({ cmd: 'disconnect', reasonCode: 0x04 });
     await a.client.waitClosed();
     const b = await RawClient.connected(port, { ...v5, clientId: 'w5-dc0', will: will('w5/dc0', 'never') });
     await b.client.disconnect();
+    const c = await RawClient.connected(port, { ...v5, clientId: 'w5-dc80', will: will('w5/dc80', 'error end') });
+    c.client.send({ cmd: 'disconnect', reasonCode: 0x80 });
+    await c.client.waitClosed();
     const got = await upToMarker();
     t.same(
       got.map((p) => p.topic),
-      ['w5/dc4', 'w5/marker'],
+      ['w5/dc4', 'w5/dc80', 'w5/marker'],
     );
   });
 

@@ -92,6 +92,12 @@ export class Session {
    * start on a node of a cluster): when it ends, the store is told.
    */
   stored = false;
+  /**
+   * Unacknowledged PUBLISHes left from an earlier connection that wait to be resent, because
+   * this connection's receive maximum is smaller than what was in flight [MQTT-3.3.4-9]; null
+   * when none wait.
+   */
+  resendPending: InflightEntry[] | null = null;
   /** How many of its subscriptions carry an MQTT 5 subscription identifier (0: skip looking). */
   identifiedSubscriptions = 0;
   /** Owner of the session now: a live connection, or null while the client is away. */
@@ -217,14 +223,15 @@ export class Session {
   }
 
   /**
-   * Takes out what came through a shared subscription group and was not yet acknowledged (the
-   * PUBLISH not acknowledged: QoS 1, or QoS 2 before PUBREC) or not yet sent, for another member
-   * of its group (MQTT 5 section 4.8.2). Null when there is none.
+   * Takes out what came through a shared subscription group and can go to another member of
+   * its group (MQTT 5 section 4.8.2): QoS 1 sent and not acknowledged, and whatever was not
+   * sent yet. A QoS 2 message already sent stays: its flow must end with this client
+   * [MQTT-4.8.2-4] [MQTT-4.8.2-5]. Null when there is none.
    */
   takeShared(): QueuedDelivery[] | null {
     let out: QueuedDelivery[] | null = null;
     for (const entry of this.inflight.values()) {
-      if (entry.share === null || entry.state !== 'publish') continue;
+      if (entry.share === null || entry.qos !== 1) continue;
       this.inflight.delete(entry.id);
       out ??= [];
       out.push({ message: entry.message, qos: entry.qos, retain: entry.retain, share: entry.share });
@@ -251,6 +258,7 @@ export class Session {
     this.subscriptions.clear();
     this.identifiedSubscriptions = 0;
     this.inflight.clear();
+    this.resendPending = null;
     this.queue.clear();
     this.incomingQos2.clear();
     this.will = null;

@@ -12,6 +12,7 @@ import type { RejectReason } from '../stats.js';
 import { decodeStoredSession } from '../stored-session-transfer.js';
 import { connackProperties, grantedExpiry, grantedKeepalive, v5RefusalCode } from '../v5/connack.js';
 import { addConnackAuth, startEnhancedAuth } from '../v5/enhanced-auth.js';
+import { writeFor } from '../v5/fit.js';
 import { V5State } from '../v5/v5-state.js';
 
 /**
@@ -206,7 +207,7 @@ function accept(client: Client, packet: ConnectPacket): void {
   if (properties !== undefined && packet.properties?.authenticationMethod !== undefined) {
     addConnackAuth(client, properties);
   }
-  client.conn.write(encode({ cmd: 'connack', sessionPresent, returnCode: 0, properties }, packet.protocolVersion));
+  writeFor(client, { cmd: 'connack', sessionPresent, returnCode: 0, properties });
   if (client.debugEnabled) {
     client.log.debug({ clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
   }
@@ -233,7 +234,7 @@ function refuse(
     // (CONNACK may carry it either way; the client's wish is kept).
     const code = v5RefusalCode(returnCode);
     const properties = client.v5.problemInformation ? { reasonString: why } : undefined;
-    client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode: code, properties }, 5));
+    writeFor(client, { cmd: 'connack', sessionPresent: false, returnCode: code, properties });
   } else {
     client.conn.write(encode({ cmd: 'connack', sessionPresent: false, returnCode }, client.version));
   }

@@ -27,7 +27,12 @@ export function handleDisconnect(client: Client, packet: DisconnectPacket): void
       session.expiryInterval =
         cap !== 0 && expiry > cap ? cap : expiry === NEVER_EXPIRES ? Number.POSITIVE_INFINITY : expiry;
     }
-    if (packet.reasonCode === ReasonCode.DISCONNECT_WITH_WILL_MESSAGE) {
+    // Only a normal disconnection (0x00) discards the will [MQTT-3.14.4-3]: 0x04 asks for it,
+    // and a client that ends with an error code has not ended cleanly either.
+    if ((packet.reasonCode ?? 0) !== ReasonCode.NORMAL_DISCONNECTION) {
+      if (packet.reasonCode !== ReasonCode.DISCONNECT_WITH_WILL_MESSAGE && client.debugEnabled) {
+        client.log.debug({ reasonCode: packet.reasonCode }, 'client disconnected with an error reason code');
+      }
       client.closeReason ??= 'disconnect-with-will';
       client.conn.end();
       return;

@@ -24,6 +24,15 @@ export function handlePublish(client: Client, packet: PublishPacket): void {
   broker.stats.publishedByQos[packet.qos]++;
   const v5 = client.v5;
   if (v5 !== null) {
+    if (packet.properties?.subscriptionIdentifiers !== undefined) {
+      // Only the server sends subscription identifiers in a PUBLISH [MQTT-3.3.4-6].
+      client.close(
+        'protocol-error',
+        ReasonCode.PROTOCOL_ERROR,
+        'a PUBLISH from a client may not carry a subscription identifier',
+      );
+      return;
+    }
     if (!resolveTopicAlias(client, v5, packet)) return;
     if (packet.qos > 0 && !withinReceiveMaximum(client, v5, packet)) return;
   }

@@ -1,5 +1,5 @@
-import type { PubrelPacket } from '@tern/protocol';
-import { writePubcomp } from '../acks.js';
+import { type PubrelPacket, ReasonCode } from '@tern/protocol';
+import { writeAckWithReason, writePubcomp } from '../acks.js';
 import type { Client } from '../client.js';
 
 /**
@@ -13,6 +13,12 @@ export function handlePubrel(client: Client, packet: PubrelPacket): void {
   client.v5?.qos2Here?.delete(id);
   let stored: Promise<void> | null = null;
   const journal = client.broker.journal;
+  const known = session?.incomingQos2.has(id) === true;
+  if (!known && client.v5 !== null) {
+    // MQTT 5 says so: packet identifier not found (the flow still ends).
+    client.queueAck(() => writeAckWithReason(client.conn, 'pubcomp', id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND), null);
+    return;
+  }
   if (session?.incomingQos2.delete(id) && !session.isTransient && journal !== null) {
     // The release is stored before PUBCOMP: after a crash, a new PUBLISH under this id must
     // not be taken for a resend of the old one (and dropped).

@@ -5,6 +5,7 @@ import type { SubscribeVerdict } from '../access/plugin.js';
 import type { Client } from '../client.js';
 import { limitHit } from '../limits/client-limits.js';
 import { brokenTopicLimit, filterAllowed } from '../limits/topic-limits.js';
+import { encodeFor } from '../v5/fit.js';
 import { authorizeSubscribe } from './plugin-checks.js';
 import { memberBarrier } from './publish.js';
 
@@ -141,9 +142,9 @@ function grant(
     // A shared subscription gets no retained messages when it is made (MQTT 5 section 4.8.2).
     sendRetained[i] = !shared && (handling === 0 || (handling === 1 && !existed));
   }
-  const suback = encode({ cmd: 'suback', messageId: packet.messageId, granted }, client.version);
+  const suback = encodeFor(client, { cmd: 'suback', messageId: packet.messageId, granted });
   const answer = (): void => {
-    client.conn.write(suback);
+    if (suback !== null) client.conn.write(suback);
     for (let i = 0; i < packet.subscriptions.length; i++) {
       if (sendRetained[i] === true) {
         const g = granted[i] as QoS;

@@ -1,5 +1,6 @@
 import { encode, ReasonCode, type UnsubscribePacket } from '@tern/protocol';
 import type { Client } from '../client.js';
+import { encodeFor } from '../v5/fit.js';
 
 /** UNSUBSCRIBE: remove each filter, then UNSUBACK even if none existed [MQTT-3.10.4-5]. */
 export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): void {
@@ -15,7 +16,8 @@ export function handleUnsubscribe(client: Client, packet: UnsubscribePacket): vo
     if (stored) journal.unsubscribed(session.clientId, filter);
   }
   const granted = client.v5 === null ? undefined : codes;
-  const bytes = encode({ cmd: 'unsuback', messageId: packet.messageId, granted }, client.version);
+  const bytes = encodeFor(client, { cmd: 'unsuback', messageId: packet.messageId, granted });
+  if (bytes === null) return;
   // A stored session's UNSUBACK waits for the store: no crash after it brings the filter back.
   client.queueAck(() => client.conn.write(bytes), stored ? (client.broker.link?.confirmJournal() ?? null) : null);
 }

@@ -2,8 +2,9 @@
  * The DISCONNECT an MQTT 5 client is sent when the server closes its connection, so it knows
  * why [MQTT-3.14.2-1]; a 3.1.1 connection is just closed.
  */
-import { encode, ReasonCode } from '@tern/protocol';
+import { ReasonCode } from '@tern/protocol';
 import type { Client, CloseReason } from '../client.js';
+import { encodeFor } from './fit.js';
 
 /** The reason code for each way the server closes a connection. */
 const REASON_CODES: Record<CloseReason, number> = {
@@ -35,9 +36,9 @@ export function disconnectBytes(
   code: number,
   reasonString: string | null,
   serverReference: string | null = null,
-): Buffer {
+): Buffer | null {
   const properties: { reasonString?: string; serverReference?: string } = {};
   if (reasonString !== null) properties.reasonString = reasonString;
   if (serverReference !== null) properties.serverReference = serverReference;
-  return encode({ cmd: 'disconnect', reasonCode: code, properties }, client.version);
+  return encodeFor(client, { cmd: 'disconnect', reasonCode: code, properties });
 }

@@ -30,6 +30,7 @@ import type { AuthOutcome } from '../access/access.js';
 import type { AuthPlugin, EnhancedVerdict } from '../access/plugin.js';
 import { addressKey } from '../access/throttle.js';
 import type { Client } from '../client.js';
+import { writeFor } from './fit.js';
 
 /** One connection's enhanced authentication. */
 interface Exchange {
@@ -240,7 +241,7 @@ function answered(client: Client, exchange: Exchange, verdict: EnhancedVerdict):
   if (exchange.reauth) {
     exchange.reauth = false;
     const properties = { authenticationMethod: exchange.method, authenticationData: verdict.data };
-    client.conn.write(encode({ cmd: 'auth', reasonCode: ReasonCode.SUCCESS, properties }, 5));
+    writeFor(client, { cmd: 'auth', reasonCode: ReasonCode.SUCCESS, properties });
     if (client.debugEnabled) client.log.debug({ method: exchange.method }, 're-authenticated');
     return;
   }
@@ -307,9 +308,7 @@ function protocolError(client: Client, exchange: Exchange | null, why: string): 
   }
   client.closeReason ??= 'protocol-error';
   const properties = client.v5?.problemInformation === false ? undefined : { reasonString: why };
-  client.conn.write(
-    encode({ cmd: 'connack', sessionPresent: false, returnCode: ReasonCode.PROTOCOL_ERROR, properties }, 5),
-  );
+  writeFor(client, { cmd: 'connack', sessionPresent: false, returnCode: ReasonCode.PROTOCOL_ERROR, properties });
   client.conn.end();
 }
 

@@ -6,7 +6,7 @@
  * size is never sent [MQTT-3.1.2-24].
  */
 import { encodePublishV5, type QoS } from '@tern/protocol';
-import { topicMatchesFilter } from '@tern/router';
+import { parseSharedFilter, topicMatchesFilter } from '@tern/router';
 import { LARGE_PAYLOAD, type Message, type PublishTemplate, type Session, subscriptionId } from '@tern/session';
 import type { V5State } from './v5-state.js';
 
@@ -69,7 +69,11 @@ function fits(t: PublishTemplate, v5: V5State): boolean {
 function subscriptionIds(session: Session, topic: string): number[] | null {
   let ids: number[] | null = null;
   for (const [filter, options] of session.subscriptions) {
-    if (options < 64 || !topicMatchesFilter(filter, topic)) continue;
+    if (options < 64) continue;
+    // A shared subscription's identifier too: its topic filter is what follows the share name.
+    const shared = filter.startsWith('$share/') ? parseSharedFilter(filter) : null;
+    const topicFilter = shared !== null && shared !== 'invalid' ? shared.filter : filter;
+    if (!topicMatchesFilter(topicFilter, topic)) continue;
     ids ??= [];
     ids.push(subscriptionId(options));
   }
