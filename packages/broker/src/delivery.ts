@@ -170,13 +170,12 @@ function sendQos0(broker: Broker, client: Client, message: Message, retain: bool
   else client.conn.writeWithPayload(t.bytes, -1, 0, 0, t.payload);
 }
 
-/** Writes one inflight PUBLISH: the shared template, copied with this session's packet id. */
+/**
+ * Sends one inflight PUBLISH: for 3.1.1 the shared template, copied with this session's packet
+ * id; for MQTT 5 bytes made at the moment they are written (a topic alias must be set in the
+ * first packet written with it, and an ack gate can hold a PUBLISH behind later ones).
+ */
 export function sendInflight(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
-  if (client.v5 !== null) {
-    sendInflightV5(broker, client, entry, dup);
-    return;
-  }
-  const t = entry.message.template(entry.qos, entry.retain);
   const bits = dup ? DUP_FLAG : 0;
   if (!dup) {
     broker.stats.deliveredByQos[entry.qos]++;
@@ -190,40 +189,20 @@ export function sendInflight(broker: Broker, client: Client, entry: InflightEntr
       // would take for a second message) [DESIGN.md guarantee 1]. QoS 2 deliveries stay in
       // order among themselves [MQTT-4.6.0-6].
       const link = broker.link as NonNullable<Broker['link']>;
-      client.queueAck(() => writeInflight(client, t, entry.id, bits), link.confirmJournal());
+      client.queueAck(() => writeEntry(broker, client, entry, bits), link.confirmJournal());
       return;
     }
   }
   if (client.gatedAcks !== null && entry.qos === 2) {
-    client.queueAck(() => writeInflight(client, t, entry.id, bits), null);
+    client.queueAck(() => writeEntry(broker, client, entry, bits), null);
     return;
   }
-  writeInflight(client, t, entry.id, bits);
+  writeEntry(broker, client, entry, bits);
 }
 
-/**
- * sendInflight for an MQTT 5 client: the same steps, with the bytes made at the moment they
- * are written (a topic alias must be set in the first packet written with it, and an ack
- * gate can hold a PUBLISH behind later ones).
- */
-function sendInflightV5(broker: Broker, client: Client, entry: InflightEntry, dup: boolean): void {
-  const bits = dup ? DUP_FLAG : 0;
-  if (!dup) {
-    broker.stats.deliveredByQos[entry.qos]++;
-    const journal = broker.journal;
-    if (journal !== null && entry.qos === 2 && client.session?.isTransient === false) {
-      // As in sendInflight: the packet id is stored before the PUBLISH leaves.
-      journal.sent(client.clientId, entry.message.id, entry.id);
-      const link = broker.link as NonNullable<Broker['link']>;
-      client.queueAck(() => writeInflightV5(broker, client, entry, bits), link.confirmJournal());
-      return;
-    }
-  }
-  if (client.gatedAcks !== null && entry.qos === 2) {
-    client.queueAck(() => writeInflightV5(broker, client, entry, bits), null);
-    return;
-  }
-  writeInflightV5(broker, client, entry, bits);
+function writeEntry(broker: Broker, client: Client, entry: InflightEntry, bits: number): void {
+  if (client.v5 !== null) writeInflightV5(broker, client, entry, bits);
+  else writeInflight(client, entry.message.template(entry.qos, entry.retain), entry.id, bits);
 }
 
 function writeInflightV5(broker: Broker, client: Client, entry: InflightEntry, bits: number): void {
