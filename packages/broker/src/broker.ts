@@ -366,7 +366,8 @@ export class Broker {
     }
     session.expiresAt = Number.POSITIVE_INFINITY;
     // A claim without a clean start opened it in the cluster's store (cluster-sessions.ts).
-    if (this.journal !== null && !clean) session.stored = true;
+    // (A clean start with an expiry interval stores a fresh one.)
+    if (this.journal !== null && (!clean || expiryInterval > 0)) session.stored = true;
     session.owner = client;
     session.epoch++;
     client.session = session;
@@ -407,7 +408,8 @@ export class Broker {
         if (entry.qos === 1) journal.sent(client.clientId, entry.message.id, entry.id);
       }
       // Expiry is cluster-wide: the store ends the session on time should this node be gone.
-      if (Number.isFinite(session.expiryInterval)) {
+      // Not for a takeover: the new connection's claim has already opened the session again.
+      if (Number.isFinite(session.expiryInterval) && reason !== 'takeover') {
         journal.offline(client.clientId, Date.now() + session.expiryInterval * 1000);
       }
     }

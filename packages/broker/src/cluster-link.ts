@@ -92,8 +92,12 @@ export interface ClusterLink {
   filterRemoved(filter: string): void;
   /** Resolves once every other member has handled everything this member sent it so far. */
   barrier(): Promise<void>;
-  /** Makes this member the owner of `clientId` node-wide; a holder elsewhere lets go first. */
-  claim(clientId: string, clean: boolean): Promise<Claim>;
+  /**
+   * Makes this member the owner of `clientId` node-wide; a holder elsewhere lets go first.
+   * `expiryInterval`: the session expiry the connection is granted (seconds; Infinity: never),
+   * which the cluster's store keeps so the session expires on time should the node die.
+   */
+  claim(clientId: string, clean: boolean, expiryInterval: number): Promise<Claim>;
   /** This member no longer has a session for `clientId` (a transient session ended). */
   sessionGone(clientId: string): void;
   /** A moved session's stub may go: every member now routes to this one for it. */

@@ -49,6 +49,11 @@ export interface RedisBusEvents {
    * changes): call `done` once this node's workers have it too.
    */
   barrier(from: string, done: () => void): void;
+  /**
+   * This node reaped `node` (exactly one survivor does, once per dead node): what the dead node
+   * left behind is this node's to deal with (its sessions' expiry).
+   */
+  reaped(node: string): void;
   /** This node reaped `node`: the wills of its clients, to publish (once: only the reaper gets them). */
   orphanWills(node: string, wills: Buffer[]): void;
   /** Redis is reachable (true) or not (false); called on every change. */
@@ -425,6 +430,7 @@ export class RedisBus implements NodeBus {
         gone,
       );
       if (reaped !== 1) return;
+      this.events.reaped(node);
       const wills = await this.command.hvalsBuffer(reaping);
       if (wills.length > 0) this.events.orphanWills(node, wills);
       await this.command.del(reaping);

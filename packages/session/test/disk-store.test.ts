@@ -83,3 +83,41 @@ t.test('a database made before session expiry is migrated and keeps its sessions
   t.teardown(() => again.close());
   t.equal(await again.load('old'), null, 'opening a migrated database again changes nothing');
 });
+
+t.test('the holders of sessions online and the last sign of life outlive the process', async (t) => {
+  const dir = tempDir(t);
+  const first = new DiskSessionStore(dir, LIMITS);
+  t.equal(first.lastAlive(), null, 'never stamped');
+  await first.open('a', 60, false, 'tern');
+  await first.open('b', 0, false, 'tern');
+  await first.open('c', Number.POSITIVE_INFINITY, false, 'tern');
+  await first.open('d', 60, false, 'renamed');
+  first.stampAlive(10_000);
+  // Killed: the handle is dropped without close(); what was committed is what remains.
+  await first.flushed();
+  const second = new DiskSessionStore(dir, LIMITS);
+  t.teardown(() => second.close());
+  t.same(second.holders().sort(), ['renamed', 'tern']);
+  t.equal(second.lastAlive(), 10_000);
+  for (const holder of second.holders()) await second.orphaned(holder, 10_000);
+  t.same(second.holders(), [], 'nothing is held once they are orphaned');
+  t.same(await second.expire(10_000), ['b']);
+  t.same((await second.expire(70_000)).sort(), ['a', 'd']);
+  t.not(await second.load('c'), null, 'the one that never expires stays');
+  await first.close();
+});
+
+t.test('a database made before holders were kept is migrated', async (t) => {
+  const dir = tempDir(t);
+  const old = new Database(join(dir, 'tern.db'));
+  old.exec(`
+    CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry REAL NOT NULL, expires_at REAL);
+    INSERT INTO sessions VALUES ('old', 60, NULL);
+  `);
+  old.close();
+  const store = new DiskSessionStore(dir, LIMITS);
+  t.teardown(() => store.close());
+  t.same(store.holders(), []);
+  t.equal(await store.open('old', 60, false, 'tern'), true);
+  t.same(store.holders(), ['tern']);
+});

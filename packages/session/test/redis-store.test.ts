@@ -57,6 +57,36 @@ t.test('an expired session leaves no key behind', async (t) => {
   t.same(await connection.keys('{leftovers}:*'), []);
 });
 
+t.test('a holder leaves no key behind: offline, delete, expire and orphaned each clear it', async (t) => {
+  const connection = new Redis(redis.url);
+  t.teardown(() => connection.quit());
+  const store = new RedisSessionStore<number>(connection, {
+    prefix: 'holders',
+    maxQueued: 10,
+    overflowPolicy: 'drop-oldest',
+    maxInflight: 4,
+  });
+  const held = async () => (await connection.keys('{holders}:held:*')).sort();
+  await store.open('a', 60, false, 'n1');
+  await store.open('b', 60, false, 'n1');
+  await store.open('c', 60, false, 'n2');
+  await store.open('d', 60, false, 'n3');
+  t.same(await held(), ['{holders}:held:n1', '{holders}:held:n2', '{holders}:held:n3']);
+  t.equal(await connection.hget('{holders}:s:a', 'holder'), 'n1', 'the session names its holder');
+  store.offline('a', 1000);
+  store.delete('b');
+  await store.flushed();
+  t.same(await held(), ['{holders}:held:n2', '{holders}:held:n3']);
+  t.equal(await connection.hget('{holders}:s:a', 'holder'), null, 'an offline session has none');
+  t.equal(await store.orphaned('n2', 2000), 1);
+  await store.open('d', 60, false, 'n1');
+  t.same(await held(), ['{holders}:held:n1'], 'orphaned, and moved to another holder');
+  t.same(await store.expire(2000 + 60_000), ['a', 'c']);
+  store.delete('d');
+  await store.flushed();
+  t.same(await connection.keys('{holders}:*'), []);
+});
+
 t.test('on a Redis Cluster of three masters', async (t) => {
   const deployment = await startRedisCluster(3);
   t.teardown(() => deployment.stop());

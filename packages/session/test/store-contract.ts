@@ -3,7 +3,13 @@
  * against each store by its own test file, so they cannot drift apart.
  */
 import type { Test } from 'tap';
-import { decodeStoredMessage, type SessionStore, type StoredMessage, type StoreLimits } from '../src/index.js';
+import {
+  decodeStoredMessage,
+  EXPIRE_BATCH,
+  type SessionStore,
+  type StoredMessage,
+  type StoreLimits,
+} from '../src/index.js';
 
 /** The stores under test keep packed subscription options, not only a QoS. */
 export type Store = SessionStore<number>;
@@ -409,5 +415,101 @@ export function storeContract(t: Test, make: MakeStore): void {
     const again = await h.reopen();
     t.same(await again.expire(deadline - 1), []);
     t.same(await again.expire(deadline), ['a']);
+  });
+  withStore('orphaned() starts the expiry of what a gone holder served online', LIMITS, async (t, h) => {
+    const { store } = h;
+    const never = Number.POSITIVE_INFINITY;
+    await store.open('a', 60, false, 'n1');
+    store.subscribe('a', 'x', 1);
+    store.enqueue(message('x', 'for a'), [['a', 1]]);
+    await store.open('zero', 0, false, 'n1');
+    await store.open('forever', never, false, 'n1');
+    await store.open('elsewhere', 60, false, 'n2');
+    await store.open('nobody', 60, false);
+    const since = later();
+    t.equal(await store.orphaned('n1', since), 2, 'the two with a finite expiry');
+    t.same(await store.expire(since - 1), [], 'nothing is due before `since`');
+    t.same(await store.expire(since), ['zero'], 'expiry 0: due at `since` itself');
+    t.same(await store.expire(since + 60_000 - 1), []);
+    t.same(await store.expire(since + 60_000), ['a'], 'the other its interval later');
+    t.equal(await h.storedMessages(), 0, 'its messages went with it');
+    t.equal(await store.orphaned('n1', since), 0, 'nothing is moved twice');
+    t.same(await store.expire(Number.MAX_VALUE), [], 'never-expiring, other holders and no holder: untouched');
+    for (const id of ['forever', 'elsewhere', 'nobody']) t.not(await store.load(id), null, `${id} is there`);
+    t.equal(await store.orphaned('nobody-at-all'), 0, 'a holder that held nothing');
+  });
+
+  withStore('open, offline and delete take a session away from its holder', LIMITS, async (t, { store }) => {
+    const since = later();
+    // Taken over on another node: the old one no longer holds it.
+    await store.open('moved', 60, false, 'n1');
+    t.equal(await store.open('moved', 60, false, 'n2'), true);
+    // Resumed on the same node with an expiry that never runs out: nothing to hold.
+    await store.open('forever', 60, false, 'n1');
+    await store.open('forever', Number.POSITIVE_INFINITY, false, 'n1');
+    // A clean start on another node.
+    await store.open('fresh', 60, false, 'n1');
+    t.equal(await store.open('fresh', 30, true, 'n2'), false);
+    // Offline (its connection ended cleanly) and deleted.
+    await store.open('left', 60, false, 'n1');
+    const deadline = since + 5_000;
+    store.offline('left', deadline);
+    await store.open('gone', 60, false, 'n1');
+    store.delete('gone');
+    await store.flushed();
+    t.equal(await store.orphaned('n1', since), 0, 'n1 holds none of them now');
+    t.equal(await store.orphaned('n2', since), 2, 'n2 holds the two it opened');
+    t.same(await store.expire(deadline), ['left'], 'the offline one keeps its own deadline');
+    t.same(await store.expire(since + 30_000), ['fresh'], 'each expires by its own interval');
+    t.same(await store.expire(since + 60_000), ['moved']);
+    t.same(await store.expire(Number.MAX_VALUE), []);
+    t.not(await store.load('forever'), null);
+  });
+
+  withStore('expiry 0 held by a holder that did not let go ends with it', LIMITS, async (t, { store }) => {
+    await store.open('zero', 0, false, 'n1');
+    store.subscribe('zero', 'x', 1);
+    t.equal(await store.open('zero', 0, false, 'n2'), false, 'opened from another holder: session present 0');
+    t.same((await store.load('zero'))?.subscriptions, [], 'nothing of the old one');
+    await store.open('same', 0, false, 'n1');
+    t.equal(await store.open('same', 0, false, 'n1'), true, 'the same holder (a move inside the node) keeps it');
+    await store.open('sixty', 60, false, 'n1');
+    t.equal(await store.open('sixty', 0, false, 'n2'), true, 'a longer interval has not run out');
+    await store.open('left', 0, false, 'n1');
+    store.offline('left', later());
+    t.equal(await store.open('left', 0, false, 'n2'), true, 'one its holder let go of is there');
+  });
+
+  withStore('orphaned() without `since` counts from now, by the store clock', LIMITS, async (t, { store }) => {
+    await store.open('zero', 0, false, 'n1');
+    await store.open('hour', 3600, false, 'n1');
+    const before = Date.now();
+    t.equal(await store.orphaned('n1'), 2);
+    t.equal(await store.open('zero', 0, false, 'n2'), false, 'expiry 0 ended with its holder: session present 0');
+    t.same(await store.expire(before + 60_000), [], 'the hour has not run out');
+    t.same(await store.expire(before + 3_600_000 + 60_000), ['hour'], 'then it has');
+  });
+
+  withStore('a holder is remembered across a restart', LIMITS, async (t, h) => {
+    await h.store.open('a', 60, false, 'n1');
+    await h.store.flushed();
+    const again = await h.reopen();
+    const since = later();
+    t.equal(await again.orphaned('n1', since), 1);
+    t.same(await again.expire(since + 60_000), ['a']);
+  });
+
+  withStore('orphaned() moves every session of its holder, however many', LIMITS, async (t, { store }) => {
+    const n = EXPIRE_BATCH + 5;
+    for (let i = 0; i < n; i++) await store.open(`c${i}`, 10, false, 'big');
+    await store.open('other', 10, false, 'small');
+    const since = later();
+    t.equal(await store.orphaned('big', since), n);
+    const expired: string[] = [];
+    for (let batch = await store.expire(since + 10_000); batch.length > 0; batch = await store.expire(since + 10_000)) {
+      expired.push(...batch);
+    }
+    t.equal(expired.length, n, 'all of them expire');
+    t.not(await store.load('other'), null, 'the other holder keeps its own');
   });
 }

@@ -125,7 +125,7 @@ function authenticated(client: Client, packet: ConnectPacket, outcome: AuthOutco
   // worker lets go first, and its session moves here). Packets that follow the CONNECT wait.
   client.state = 'connecting';
   client.heldPackets ??= [];
-  link.claim(client.clientId, packet.clean).then(
+  link.claim(client.clientId, packet.clean, grantedExpiry(packet, broker.config)).then(
     (claim) => claimed(client, packet, claim),
     (err: unknown) => client.onInternalError(err),
   );

@@ -10,6 +10,10 @@
  * - A client id has one holder in the cluster (the owner key). A CONNECT claims it: a live
  *   holder on another node is asked to let go first (its connection closes, its journal is
  *   flushed), then the session is read from the store and adopted [MQTT-3.1.4-2].
+ * - The store knows which node serves each session online with a finite expiry interval (the
+ *   claim says so), so when a node dies without closing its connections (SIGKILL, a crash) the
+ *   node that reaps it, or the node's own next start with a data directory, starts their expiry
+ *   (orphaned()): they expire on time, cluster-wide, instead of never.
  */
 import type { Forwarded, NodeBus } from '@tern/cluster';
 import type { QoS, Will } from '@tern/protocol';
@@ -88,6 +92,7 @@ export class ClusterSessions {
   private readonly expiryTimer: NodeJS.Timeout;
   /** Set while an expiry sweep runs (a slow store does not pile sweeps up). */
   private expiring = false;
+  private stopped = false;
 
   constructor(
     bus: NodeBus,
@@ -111,6 +116,7 @@ export class ClusterSessions {
 
   /** Stops the sweep and writes every change still waiting. */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.sweepTimer);
     clearInterval(this.expiryTimer);
     this.sweepEarly(0);
@@ -264,25 +270,31 @@ export class ClusterSessions {
   /**
    * Takes `clientId` for this node. A live holder elsewhere lets go first (or is given up on
    * after the node timeout: it is dead or cut off). With `local` the session is already in a
-   * worker here and is not read back. Resolves with the stored session to adopt, or null.
+   * worker here and is not read back. `expiry`: the session expiry interval the connection is
+   * granted (seconds; Infinity: never), kept by the store with this node as the session's
+   * holder while it is online. Resolves with the stored session to adopt, or null.
    */
-  async claim(clientId: string, clean: boolean, local: boolean): Promise<Uint8Array | null> {
+  async claim(clientId: string, clean: boolean, local: boolean, expiry: number): Promise<Uint8Array | null> {
     // Without Redis the id cannot be taken cluster-wide: refused at once, not left waiting.
     if (!this.bus.connected) throw new Error('Redis is unreachable');
     const previous = await this.bus.claimOwner(clientId);
     if (previous !== null) await this.askRelease(previous, clientId);
     if (clean) {
-      // A clean start discards the stored session [MQTT-3.1.2-6] and stores none: it is gone
-      // for good before the CONNACK, so no crash after it can bring the old one back.
+      // A clean start discards the stored session [MQTT-3.1.2-6]: it is gone for good before
+      // the CONNACK, so no crash after it can bring the old one back. A new one is stored
+      // only when it outlives its connection (MQTT 5 clean start with an expiry interval).
       if (this.filtersOf.has(clientId)) {
         this.forget(clientId);
         this.bus.sessionChanged('delete', clientId);
       }
-      this.store.delete(clientId);
+      if (expiry > 0) await this.store.open(clientId, expiry, true, this.bus.nodeId);
+      else this.store.delete(clientId);
       await this.store.flushed();
       return null;
     }
-    const present = await this.store.open(clientId, Number.POSITIVE_INFINITY, false);
+    // With expiry 0 too: should this node die with the connection open, the node that reaps
+    // it ends the session (orphaned()), as its connection's end would have.
+    const present = await this.store.open(clientId, expiry, false, this.bus.nodeId);
     if (!present || local) return null;
     // The head of the queue now (the client's CONNACK waits for it); the rest reaches the
     // worker with the catch-up once every node routes to it (NodeGateway.catchUp).
@@ -377,6 +389,36 @@ export class ClusterSessions {
       this.bus.sessionChanged('delete', clientId);
     }
     this.store.delete(clientId);
+  }
+
+  /**
+   * Node `node` is gone without closing its connections (this node reaped it): the sessions it
+   * served online start their expiry now, by the store's clock, and the sweep ends them on
+   * time. Retried until the store takes it: no other node will.
+   */
+  async orphaned(node: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.orphanedSince(node);
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn(
+          { err, gone: node, attempt },
+          "could not start the expiry of a dead node's sessions (will retry)",
+        );
+        await new Promise((resolve) => setTimeout(resolve, Math.min(attempt, 10) * EXPIRY_SWEEP_MS).unref());
+      }
+    }
+  }
+
+  /**
+   * The sessions `node` served online start their expiry as of `since` (ms since the epoch;
+   * default now, by the store's clock). Rejects when the store fails.
+   */
+  async orphanedSince(node: string, since?: number): Promise<void> {
+    const sessions = await this.store.orphaned(node, since);
+    if (sessions > 0) this.log.info({ gone: node, sessions, since }, "started the expiry of a dead node's sessions");
   }
 
   /**

@@ -8,10 +8,17 @@ import type { NodeBus } from '@tern/cluster';
 import type { DiskSessionStore } from '@tern/session/disk';
 
 export class LocalBus implements NodeBus {
+  /**
+   * How often the node stamps the data directory as alive: a run that dies without closing its
+   * connections is known to have lived until its last stamp (the sessions it served expire
+   * from there, at most this much late).
+   */
+  static readonly ALIVE_MS = 1000;
   readonly nodeId: string;
   readonly nodeNumber: number;
   readonly connected = true;
   private readonly disk: DiskSessionStore<number>;
+  private aliveTimer: NodeJS.Timeout | null = null;
 
   /** `nodeNumber` must differ from every earlier start's (message ids are stored across starts). */
   constructor(nodeName: string, disk: DiskSessionStore<number>, nodeNumber: number) {
@@ -22,6 +29,9 @@ export class LocalBus implements NodeBus {
 
   async start(load: (routes: Map<string, string[]>, retained: Uint8Array[]) => void | Promise<void>): Promise<void> {
     await load(new Map(), this.disk.loadRetained());
+    this.disk.stampAlive();
+    this.aliveTimer = setInterval(() => this.disk.stampAlive(), LocalBus.ALIVE_MS);
+    this.aliveTimer.unref();
   }
 
   storeRetained(entries: readonly [string, Uint8Array | null][]): void {
@@ -40,7 +50,11 @@ export class LocalBus implements NodeBus {
     return Promise.resolve();
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.aliveTimer !== null) clearInterval(this.aliveTimer);
+    this.aliveTimer = null;
+    this.disk.stampAlive();
+  }
 
   // Nothing to tell: there is no other node.
   sendBatch(): void {}

@@ -279,11 +279,12 @@ export class MemberLink implements ClusterLink, SessionJournal {
     });
   }
 
-  claim(clientId: string, clean: boolean): Promise<Claim> {
+  claim(clientId: string, clean: boolean, expiryInterval: number): Promise<Claim> {
     const req = this.nextClaim++;
     return new Promise((resolve) => {
       this.claims.set(req, resolve);
-      this.toSupervisor({ t: 'claim', req, clientId, clean });
+      // Infinity survives postMessage (the structured clone keeps it).
+      this.toSupervisor({ t: 'claim', req, clientId, clean, expiry: expiryInterval });
     });
   }
 

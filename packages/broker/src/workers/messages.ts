@@ -40,7 +40,8 @@ export type FromWorker =
   | { t: 'listening'; listeners: BoundListener[] }
   | { t: 'listen-failed'; code: string; message: string }
   | { t: 'restored' }
-  | { t: 'claim'; req: number; clientId: string; clean: boolean }
+  /** `expiry`: the session expiry interval granted (seconds; Infinity: never). */
+  | { t: 'claim'; req: number; clientId: string; clean: boolean; expiry: number }
   | { t: 'released'; req: number; session: Uint8Array | null }
   | { t: 'gone'; clientId: string }
   | { t: 'settled'; clientId: string }

@@ -140,6 +140,7 @@ export class NodeGateway {
         release: (clientId, from) => gateway?.release(clientId, from),
         released: (clientId) => gateway?.sessions?.released(clientId),
         barrier: (_from, done) => gateway?.applyBarrier(done),
+        reaped: (node) => void gateway?.sessions?.orphaned(node),
         orphanWills: (node, wills) => gateway?.publishOrphanWills(node, wills),
         connection: (up) => {
           if (up) log.info('Redis is reachable again: cluster routing resumes');
@@ -180,10 +181,18 @@ export class NodeGateway {
       maxQueued: config.maxQueued + config.maxInflight,
       overflowPolicy: config.queueOverflow,
     });
+    // When this directory's previous run was last seen alive (read before this run stamps it).
+    const lastAlive = store.lastAlive();
     const g = new NodeGateway(index, new LocalBus(config.nodeName, store, store.nextStartNumber() % NODE_NUMBERS), log);
     g.sessions = new ClusterSessions(g.bus, store, log, config.clusterNodeTimeoutMs, (filter, delta) =>
       g.want(filter, delta),
     );
+    // Sessions still online in the store were served by a run that ended without closing its
+    // connections (SIGKILL, a crash): their expiry runs from when it was last seen alive, at
+    // the latest one stamp after it (never earlier than their connections can have ended). A
+    // store that fails here stops start-up (TERN_STORE_FAILED), as opening it would have.
+    const since = lastAlive === null ? Date.now() : Math.min(Date.now(), lastAlive + LocalBus.ALIVE_MS);
+    for (const holder of store.holders()) await g.sessions.orphanedSince(holder, since);
     // Every delivery in flight before is among those read first (and resent first).
     g.sessions.resumeFirst = config.maxInflight + 1024;
     return g;
@@ -195,9 +204,9 @@ export class NodeGateway {
   }
 
   /** Takes `clientId` for this node cluster-wide (see ClusterSessions.claim). */
-  claim(clientId: string, clean: boolean, local: boolean): Promise<Uint8Array | null> {
+  claim(clientId: string, clean: boolean, local: boolean, expiry: number): Promise<Uint8Array | null> {
     const sessions = this.sessions;
-    return sessions === null ? Promise.resolve(null) : sessions.claim(clientId, clean, local);
+    return sessions === null ? Promise.resolve(null) : sessions.claim(clientId, clean, local, expiry);
   }
 
   /** Wires the port to worker `index` (its end of the pair the worker knows as peer `this.index`). */

@@ -19,14 +19,19 @@ export interface RegistryTransport {
  * node grants it, and a session stored by another node comes back to be adopted.
  */
 export interface ClusterClaims {
-  /** `local`: a worker of this node holds the session (it is not read back from the store). */
-  claim(clientId: string, clean: boolean, local: boolean): Promise<Uint8Array | null>;
+  /**
+   * `local`: a worker of this node holds the session (it is not read back from the store).
+   * `expiry`: the session expiry interval the connection is granted (seconds; Infinity: never).
+   */
+  claim(clientId: string, clean: boolean, local: boolean, expiry: number): Promise<Uint8Array | null>;
 }
 
 interface Pending {
   worker: number;
   req: number;
   clean: boolean;
+  /** The session expiry interval granted (seconds; Infinity: never). */
+  expiry: number;
   /** Set for a release asked by another node (not a claim): resolves once the id is let go. */
   evicted?: () => void;
 }
@@ -50,7 +55,7 @@ export class ClientRegistry {
    */
   evict(clientId: string): Promise<void> {
     return new Promise((resolve) => {
-      const pending: Pending = { worker: -1, req: 0, clean: true, evicted: resolve };
+      const pending: Pending = { worker: -1, req: 0, clean: true, expiry: 0, evicted: resolve };
       const queue = this.queues.get(clientId);
       if (queue !== undefined) {
         queue.push(pending);
@@ -74,15 +79,15 @@ export class ClientRegistry {
     this.owners.set(clientId, worker);
   }
 
-  claim(worker: number, req: number, clientId: string, clean: boolean): void {
+  claim(worker: number, req: number, clientId: string, clean: boolean, expiry: number): void {
     let queue = this.queues.get(clientId);
     if (queue !== undefined) {
-      queue.push({ worker, req, clean });
+      queue.push({ worker, req, clean, expiry });
       return;
     }
     queue = [];
     this.queues.set(clientId, queue);
-    void this.run(clientId, { worker, req, clean });
+    void this.run(clientId, { worker, req, clean, expiry });
   }
 
   /** `worker` has no session for `clientId` any more (ignored unless it is the owner). */
@@ -107,7 +112,7 @@ export class ClientRegistry {
     let stored: Uint8Array | null = null;
     if (this.cluster !== null) {
       try {
-        stored = await this.cluster.claim(clientId, claim.clean, this.owners.has(clientId));
+        stored = await this.cluster.claim(clientId, claim.clean, this.owners.has(clientId), claim.expiry);
       } catch (err) {
         // Without Redis the id cannot be taken cluster-wide: refuse rather than risk two owners.
         this.transport.grant(claim.worker, claim.req, null, -1, (err as Error).message);

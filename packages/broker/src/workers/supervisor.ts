@@ -404,7 +404,7 @@ export class Supervisor {
   private receive(slot: Slot, message: FromWorker): void {
     switch (message.t) {
       case 'claim':
-        this.registry.claim(slot.index, message.req, message.clientId, message.clean);
+        this.registry.claim(slot.index, message.req, message.clientId, message.clean, message.expiry);
         return;
       case 'gone':
         this.registry.gone(slot.index, message.clientId);

@@ -27,10 +27,12 @@ import {
 } from './session-store.js';
 
 // sessions.expires_at: the deadline (ms since the epoch) of an offline session that expires;
-// NULL while it is online or when it never expires. subscriptions.qos holds the subscription's
+// NULL while it is online or when it never expires. sessions.holder: the node serving it while
+// it is online with a finite expiry (see open()), else NULL. subscriptions.qos holds the subscription's
 // options (a 64-bit INTEGER: the packed value passes 32 bits); the name predates them.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, expiry REAL NOT NULL, expires_at REAL);
+CREATE TABLE IF NOT EXISTS sessions (
+  client_id TEXT PRIMARY KEY, expiry REAL NOT NULL, expires_at REAL, holder TEXT);
 CREATE TABLE IF NOT EXISTS subscriptions (
   client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, PRIMARY KEY (client_id, filter));
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -48,8 +50,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 function migrate(db: Database.Database): void {
   const columns = db.pragma('table_info(sessions)') as { name: string }[];
   if (!columns.some((c) => c.name === 'expires_at')) db.exec('ALTER TABLE sessions ADD COLUMN expires_at REAL');
-  // Made here, not in SCHEMA: on an old database the column exists only after the line above.
+  if (!columns.some((c) => c.name === 'holder')) db.exec('ALTER TABLE sessions ADD COLUMN holder TEXT');
+  // Made here, not in SCHEMA: on an old database the columns exist only after the lines above.
   db.exec('CREATE INDEX IF NOT EXISTS sessions_by_deadline ON sessions (expires_at) WHERE expires_at IS NOT NULL');
+  db.exec('CREATE INDEX IF NOT EXISTS sessions_by_holder ON sessions (holder) WHERE holder IS NOT NULL');
 }
 
 type Op = () => void;
@@ -86,12 +90,16 @@ export class DiskSessionStore<Opt extends number = QoS> implements SessionStore<
     const db = this.db;
     return {
       sessionExists: db.prepare('SELECT expiry FROM sessions WHERE client_id = ?'),
-      deadlineOf: db.prepare('SELECT expires_at AS deadline FROM sessions WHERE client_id = ?'),
-      // Opening a session puts it online: no deadline.
+      openState: db.prepare('SELECT expires_at AS deadline, expiry, holder FROM sessions WHERE client_id = ?'),
+      // Opening a session puts it online: no deadline, and the holder that opened it.
       upsertSession: db.prepare(
-        'INSERT INTO sessions (client_id, expiry) VALUES (?, ?) ON CONFLICT (client_id) DO UPDATE SET expiry = excluded.expiry, expires_at = NULL',
+        'INSERT INTO sessions (client_id, expiry, holder) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET expiry = excluded.expiry, expires_at = NULL, holder = excluded.holder',
       ),
-      setDeadline: db.prepare('UPDATE sessions SET expires_at = ? WHERE client_id = ?'),
+      setDeadline: db.prepare('UPDATE sessions SET expires_at = ?, holder = NULL WHERE client_id = ?'),
+      orphan: db.prepare(
+        'UPDATE sessions SET expires_at = ? + expiry * 1000, holder = NULL WHERE holder = ? AND expiry >= 0',
+      ),
+      holders: db.prepare('SELECT DISTINCT holder FROM sessions WHERE holder IS NOT NULL'),
       dueSessions: db.prepare(
         'SELECT client_id AS clientId FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?',
       ),
@@ -137,21 +145,32 @@ export class DiskSessionStore<Opt extends number = QoS> implements SessionStore<
       ),
       deleteRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
       allRetained: db.prepare('SELECT body FROM retained'),
+      stampAlive: db.prepare(
+        "INSERT INTO meta (key, value) VALUES ('alive', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ),
+      lastAlive: db.prepare("SELECT value FROM meta WHERE key = 'alive'"),
     };
   }
 
-  async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+  async open(clientId: string, expiryInterval: number, cleanStart: boolean, holder = ''): Promise<boolean> {
     this.commitNow();
-    const row = this.s.deadlineOf.get(clientId) as { deadline: number | null } | undefined;
+    const row = this.s.openState.get(clientId) as
+      | { deadline: number | null; expiry: number; holder: string | null }
+      | undefined;
     let existed = row !== undefined;
-    // A session past its deadline that expire() has not reached yet is gone all the same.
-    const lapsed = row !== undefined && row.deadline !== null && row.deadline <= Date.now();
+    // A session past its deadline that expire() has not reached yet is gone all the same, and so
+    // is one with expiry 0 that another holder did not let go of (its connection ended by now).
+    const lapsed =
+      row !== undefined &&
+      ((row.deadline !== null && row.deadline <= Date.now()) ||
+        (row.expiry === 0 && row.holder !== null && row.holder !== holder));
     this.transact('open', () => {
       if (existed && (cleanStart || lapsed)) {
         this.deleteNow(clientId);
         existed = false;
       }
-      this.s.upsertSession.run(clientId, expiryValue(expiryInterval));
+      const held = holder !== '' && Number.isFinite(expiryInterval) ? holder : null;
+      this.s.upsertSession.run(clientId, expiryValue(expiryInterval), held);
     });
     return existed;
   }
@@ -159,6 +178,36 @@ export class DiskSessionStore<Opt extends number = QoS> implements SessionStore<
   offline(clientId: string, expiresAt: number): void {
     const deadline = Number.isFinite(expiresAt) ? expiresAt : null;
     this.queue(() => this.s.setDeadline.run(deadline, clientId));
+  }
+
+  async orphaned(holder: string, since = Date.now()): Promise<number> {
+    this.commitNow();
+    let moved = 0;
+    this.transact('orphaned', () => {
+      moved = this.s.orphan.run(since, holder).changes;
+    });
+    return moved;
+  }
+
+  /**
+   * The holders of sessions still online in the store: at start, those of an earlier run of
+   * this process that ended without closing its connections (the directory has one user).
+   */
+  holders(): string[] {
+    this.commitNow();
+    return (this.s.holders.all() as { holder: string }[]).map((r) => r.holder);
+  }
+
+  /** Notes that this process is alive at `now` (ms since the epoch), in the next commit. */
+  stampAlive(now = Date.now()): void {
+    this.queue(() => this.s.stampAlive.run(now));
+  }
+
+  /** When the last stampAlive() was committed (ms since the epoch); null if never. */
+  lastAlive(): number | null {
+    this.commitNow();
+    const row = this.s.lastAlive.get() as { value: number } | undefined;
+    return row === undefined ? null : row.value;
   }
 
   async expire(now: number, max = EXPIRE_BATCH): Promise<string[]> {

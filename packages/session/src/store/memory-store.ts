@@ -25,6 +25,8 @@ interface Entry {
 
 interface Record<Opt extends number> {
   expiryInterval: number;
+  /** The node serving it while it is online with a finite expiry interval (see open()); else null. */
+  holder: string | null;
   subscriptions: Map<string, Opt>;
   deliveries: Entry[];
   incomingQos2: Set<number>;
@@ -50,18 +52,24 @@ export class MemorySessionStore<Opt extends number = QoS> implements SessionStor
     return this.messages.size;
   }
 
-  async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+  async open(clientId: string, expiryInterval: number, cleanStart: boolean, holder = ''): Promise<boolean> {
     const deadline = this.deadlines.get(clientId);
     if (deadline !== undefined && deadline <= Date.now()) this.delete(clientId);
     this.deadlines.delete(clientId);
+    const before = this.sessions.get(clientId);
+    // Held by another holder that did not let go: its connection ended now at the latest.
+    if (before?.expiryInterval === 0 && before.holder !== null && before.holder !== holder) this.delete(clientId);
+    const held = holder !== '' && Number.isFinite(expiryInterval) ? holder : null;
     const existing = this.sessions.get(clientId);
     if (existing !== undefined && !cleanStart) {
       existing.expiryInterval = expiryInterval;
+      existing.holder = held;
       return true;
     }
     if (existing !== undefined) this.delete(clientId);
     this.sessions.set(clientId, {
       expiryInterval,
+      holder: held,
       subscriptions: new Map(),
       deliveries: [],
       incomingQos2: new Set(),
@@ -70,9 +78,22 @@ export class MemorySessionStore<Opt extends number = QoS> implements SessionStor
   }
 
   offline(clientId: string, expiresAt: number): void {
-    if (!this.sessions.has(clientId)) return;
+    const r = this.sessions.get(clientId);
+    if (r === undefined) return;
+    r.holder = null;
     if (Number.isFinite(expiresAt)) this.deadlines.set(clientId, expiresAt);
     else this.deadlines.delete(clientId);
+  }
+
+  async orphaned(holder: string, since = Date.now()): Promise<number> {
+    let moved = 0;
+    for (const [clientId, r] of this.sessions) {
+      if (r.holder !== holder) continue;
+      r.holder = null;
+      this.deadlines.set(clientId, since + r.expiryInterval * 1000);
+      moved++;
+    }
+    return moved;
   }
 
   async expire(now: number, max = EXPIRE_BATCH): Promise<string[]> {

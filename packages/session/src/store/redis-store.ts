@@ -2,7 +2,11 @@
  * Persistent sessions in Redis: what lets a client that was on one node resume on another,
  * and lets a session outlive the node that held it (SIGKILL included).
  *
- *   {p}:s:<client id>     hash: expiry (seconds, or "inf")
+ *   {p}:s:<client id>     hash: expiry (seconds, or "inf"); holder (the node serving it, while it
+ *                         is online with a finite expiry)
+ *   {p}:held:<node>       sorted set: client id, scored by its expiry interval (seconds), of every
+ *                         session that node serves online with a finite expiry (what orphaned()
+ *                         moves to {p}:expiring when the node is gone)
  *   {p}:sub:<client id>   hash: filter -> subscription options (an integer, kept as given)
  *   {p}:psubs             hash: "<client id>\0<filter>" -> options, every session's subscriptions
  *                         (read once by a node at start: which sessions a message is queued for)
@@ -49,12 +53,23 @@ local function release(rc, prefix, id)
   end
 end`;
 
+/** Forgets the node serving a session (s: its session key), if one is recorded. */
+const UNHOLD_FN = `
+local function unhold(s, prefix, client)
+  local holder = redis.call('HGET', s, 'holder')
+  if holder then
+    redis.call('ZREM', prefix .. ':held:' .. holder, client)
+    redis.call('HDEL', s, 'holder')
+  end
+end`;
+
 /**
- * Removes a whole session, its references and its deadline. k: s sub q d in2 rc psubs expiring;
- * ARGV: prefix client.
+ * Removes a whole session, its references, its deadline and its holder. k: s sub q d in2 rc
+ * psubs expiring; ARGV: prefix client.
  */
-const DELETE_FN = `
+const DELETE_FN = `${UNHOLD_FN}
 local function delete_session(k, prefix, client)
+  unhold(k[1], prefix, client)
   for _, id in ipairs(redis.call('LRANGE', k[3], 0, -1)) do release(k[6], prefix, id) end
   for _, filter in ipairs(redis.call('HKEYS', k[2])) do redis.call('HDEL', k[7], client .. '\\0' .. filter) end
   redis.call('DEL', k[1], k[2], k[3], k[4], k[5])
@@ -62,11 +77,13 @@ local function delete_session(k, prefix, client)
 end`;
 
 /**
- * KEYS: s sub q d in2 rc psubs expiring; ARGV: prefix client expiry clean(0/1). Returns 1 if a
- * session was resumed. The session is online again: its deadline goes. A deadline already
- * passed (by the Redis server's clock, the same for every node) makes it a session that is
- * gone, deleted here even if no expire() has reached it. TIME before a write is allowed since
- * Redis 5 replicates a script's effects, not the script.
+ * KEYS: s sub q d in2 rc psubs expiring; ARGV: prefix client expiry clean(0/1) holder ('' for
+ * none). Returns 1 if a session was resumed. The session is online again: its deadline goes,
+ * and with a finite expiry its holder is recorded (replacing any earlier one). A deadline
+ * already passed (by the Redis server's clock, the same for every node) makes it a session
+ * that is gone, deleted here even if no expire() has reached it; so does expiry 0 with another
+ * holder that did not let go (its connection ended by now). TIME before a write is allowed
+ * since Redis 5 replicates a script's effects, not the script.
  */
 const OPEN = `${RELEASE_FN}${DELETE_FN}
 local existed = redis.call('EXISTS', KEYS[1]) == 1
@@ -77,8 +94,17 @@ if deadline then
   if tonumber(deadline) <= tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) then clean = true end
   redis.call('ZREM', KEYS[8], ARGV[2])
 end
+if existed then
+  local holder = redis.call('HGET', KEYS[1], 'holder')
+  if holder and holder ~= ARGV[5] and redis.call('HGET', KEYS[1], 'expiry') == '0' then clean = true end
+end
 if existed and clean then delete_session(KEYS, ARGV[1], ARGV[2]); existed = false end
+if existed then unhold(KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('HSET', KEYS[1], 'expiry', ARGV[3])
+if ARGV[5] ~= '' and ARGV[3] ~= 'inf' then
+  redis.call('HSET', KEYS[1], 'holder', ARGV[5])
+  redis.call('ZADD', ARGV[1] .. ':held:' .. ARGV[5], ARGV[3], ARGV[2])
+end
 if existed then return 1 end
 return 0`;
 
@@ -88,11 +114,13 @@ delete_session(KEYS, ARGV[1], ARGV[2])
 return 1`;
 
 /**
- * KEYS: s expiring; ARGV: client, deadline (ms since the epoch, or 'inf': never). Sets the
- * deadline of a session that exists (no entry is left for one that does not).
+ * KEYS: s expiring; ARGV: client, deadline (ms since the epoch, or 'inf': never), prefix. Sets
+ * the deadline of a session that exists (no entry is left for one that does not); it has no
+ * holder any more.
  */
-const OFFLINE = `
+const OFFLINE = `${UNHOLD_FN}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+unhold(KEYS[1], ARGV[3], ARGV[1])
 if ARGV[2] == 'inf' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
 return 1`;
 
@@ -112,6 +140,35 @@ for _, client in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'L
     prefix .. ':in2:' .. client, KEYS[2], KEYS[3], KEYS[1]}, prefix, client)
 end
 return gone`;
+
+/**
+ * KEYS: held (of the node that is gone), expiring; ARGV: prefix, node, since (ms since the
+ * epoch; '' for the Redis server's time now), max. Takes up to `max` sessions out of the node's
+ * held set; each one the node still holds goes offline as of `since`: its deadline is since +
+ * its expiry interval. Returns {taken, moved}: the caller goes on while taken = max.
+ */
+const ORPHANED = `
+local prefix, node = ARGV[1], ARGV[2]
+local since = tonumber(ARGV[3])
+if not since then
+  local t = redis.call('TIME')
+  since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+local moved = 0
+for _, client in ipairs(taken) do
+  redis.call('ZREM', KEYS[1], client)
+  local s = prefix .. ':s:' .. client
+  if redis.call('HGET', s, 'holder') == node then
+    redis.call('HDEL', s, 'holder')
+    local expiry = redis.call('HGET', s, 'expiry')
+    if expiry and expiry ~= 'inf' then
+      redis.call('ZADD', KEYS[2], string.format('%.0f', since + tonumber(expiry) * 1000), client)
+      moved = moved + 1
+    end
+  end
+end
+return {#taken, moved}`;
 
 /**
  * KEYS: rc, message key, then (s, q, d) per target. ARGV: prefix, id, body, max, policy,
@@ -214,6 +271,7 @@ interface Scripts {
   ternOpen(...args: (string | number)[]): Promise<number>;
   ternDelete(...args: (string | number)[]): Promise<number>;
   ternOffline(...args: string[]): Promise<number>;
+  ternOrphaned(...args: string[]): Promise<[number, number]>;
   ternExpire(...args: string[]): Promise<string[]>;
   ternEnqueue(...args: (string | number | Buffer)[]): Promise<number>;
   ternApply(...args: string[]): Promise<number>;
@@ -245,6 +303,7 @@ export class RedisSessionStore<Opt extends number = QoS> implements SessionStore
     redis.defineCommand('ternOpen', { numberOfKeys: 8, lua: OPEN });
     redis.defineCommand('ternDelete', { numberOfKeys: 8, lua: DELETE });
     redis.defineCommand('ternOffline', { numberOfKeys: 2, lua: OFFLINE });
+    redis.defineCommand('ternOrphaned', { numberOfKeys: 2, lua: ORPHANED });
     redis.defineCommand('ternExpire', { numberOfKeys: 3, lua: EXPIRE });
     redis.defineCommand('ternEnqueue', { lua: ENQUEUE });
     redis.defineCommand('ternApply', { numberOfKeys: 1, lua: APPLY });
@@ -252,11 +311,11 @@ export class RedisSessionStore<Opt extends number = QoS> implements SessionStore
     this.scripts = redis as unknown as Scripts;
   }
 
-  async open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean> {
+  async open(clientId: string, expiryInterval: number, cleanStart: boolean, holder = ''): Promise<boolean> {
     this.flushMarks();
     const expiry = Number.isFinite(expiryInterval) ? String(expiryInterval) : 'inf';
     const resumed = await this.track(
-      this.scripts.ternOpen(...this.sessionKeys(clientId), this.tag, clientId, expiry, cleanStart ? '1' : '0'),
+      this.scripts.ternOpen(...this.sessionKeys(clientId), this.tag, clientId, expiry, cleanStart ? '1' : '0', holder),
       'open',
     );
     return resumed === 1;
@@ -265,7 +324,31 @@ export class RedisSessionStore<Opt extends number = QoS> implements SessionStore
   offline(clientId: string, expiresAt: number): void {
     this.flushMarks();
     const deadline = Number.isFinite(expiresAt) ? String(expiresAt) : 'inf';
-    this.issue(this.scripts.ternOffline(this.keys(clientId).s, this.expiringKey, clientId, deadline), 'offline');
+    this.issue(
+      this.scripts.ternOffline(this.keys(clientId).s, this.expiringKey, clientId, deadline, this.tag),
+      'offline',
+    );
+  }
+
+  async orphaned(holder: string, since?: number): Promise<number> {
+    this.flushMarks();
+    const from = since === undefined || !Number.isFinite(since) ? '' : String(Math.floor(since));
+    let moved = 0;
+    for (;;) {
+      const [taken, count] = await this.track(
+        this.scripts.ternOrphaned(
+          `${this.tag}:held:${holder}`,
+          this.expiringKey,
+          this.tag,
+          holder,
+          from,
+          String(EXPIRE_BATCH),
+        ),
+        'orphaned',
+      );
+      moved += count;
+      if (taken < EXPIRE_BATCH) return moved;
+    }
   }
 
   async expire(now: number, max = EXPIRE_BATCH): Promise<string[]> {

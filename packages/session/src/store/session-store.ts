@@ -90,14 +90,30 @@ export interface SessionStore<Opt extends number = QoS> {
    * [MQTT-3.2.2-2]). Any expiry set by offline() is cancelled: the session is online again. A
    * session whose deadline has already passed (by the store's clock: this process's, or the
    * Redis server's) counts as absent: it is deleted and open resolves false.
+   *
+   * `holder` names the node that serves the connection (default: none). While the session is
+   * online with a finite expiry interval the store remembers it, so that orphaned(holder)
+   * starts the expiry should that node end without saying so (SIGKILL, a crash). Opening the
+   * session again (here or from another holder) replaces the holder; offline() and delete()
+   * forget it. A session still held by another holder when it is opened was not let go of (that
+   * node is gone, or cut off): its connection counts as ended now, so one with expiry interval
+   * 0 ended with it (it is deleted and open resolves false).
    */
-  open(clientId: string, expiryInterval: number, cleanStart: boolean): Promise<boolean>;
+  open(clientId: string, expiryInterval: number, cleanStart: boolean, holder?: string): Promise<boolean>;
   /**
    * The session's connection ended: it expires at `expiresAt` (ms since the epoch, wall
    * clock), unless open() takes it up again first. Infinity (any value that is not finite):
    * never. Nothing happens for a client id without a session.
    */
   offline(clientId: string, expiresAt: number): void;
+  /**
+   * Node `holder` ended without closing its connections (killed, or reaped as dead): every
+   * session it holds online with a finite expiry interval goes offline as of `since` (ms since
+   * the epoch; default now, by the store's clock), to expire at `since` + its interval, as if
+   * offline() had been called for it then. Resolves with how many sessions it moved. A session
+   * that open() takes up again meanwhile is left to its new holder.
+   */
+  orphaned(holder: string, since?: number): Promise<number>;
   /**
    * Deletes sessions whose deadline is at or before `now` (ms since the epoch), as delete()
    * does, and resolves with their client ids: at most `max` (default EXPIRE_BATCH) per call, the
