@@ -166,6 +166,8 @@ export class Broker {
   /** Routing scratch, reused by every publish: no allocation per message. */
   private matchStamp = 0;
   private shareStamp = 0;
+  /** The message routeShared is placing (its visitors are made once, not per publish). */
+  private shareMessage: Message | null = null;
   private readonly matched: Session[] = [];
   /** The publisher of the message being matched: an MQTT 5 no-local subscription skips it. */
   private matchOrigin = '';
@@ -476,23 +478,30 @@ export class Broker {
    */
   private routeShared(message: Message): void {
     const link = this.link;
-    const stamp = (this.shareStamp = (this.shareStamp + 1) | 0);
-    if (link !== null && link.hasSharedRoutes) {
-      link.matchShared(message.topic, (routed) => {
-        const local = this.shared.get(routed.key);
-        if (local !== undefined) local.stamp = stamp;
-        // This member takes its turn after the others that have the group.
-        const n = routed.members.length + (local === undefined ? 0 : 1);
-        const at = routed.cursor % n;
-        routed.cursor = (at + 1) % n;
-        if (at < routed.members.length) link.forwardToGroup(routed.members[at] as number, routed.key, message);
-        else this.deliverToGroup(local as ShareGroup<Subscriber>, message);
-      });
-    }
-    this.shared.match(message.topic, (group) => {
-      if (group.stamp !== stamp) this.deliverToGroup(group, message);
-    });
+    this.shareStamp = (this.shareStamp + 1) | 0;
+    this.shareMessage = message;
+    if (link?.hasSharedRoutes === true) link.matchShared(message.topic, this.routedGroup);
+    this.shared.match(message.topic, this.localGroup);
+    this.shareMessage = null;
   }
+
+  /** routeShared for a group other members have: this member takes its turn after them. */
+  private readonly routedGroup = (routed: ShareGroup<number>): void => {
+    const message = this.shareMessage as Message;
+    const local = this.shared.get(routed.key);
+    if (local !== undefined) local.stamp = this.shareStamp;
+    const n = routed.members.length + (local === undefined ? 0 : 1);
+    const at = routed.cursor % n;
+    routed.cursor = (at + 1) % n;
+    if (at < routed.members.length)
+      (this.link as ClusterLink).forwardToGroup(routed.members[at] as number, routed.key, message);
+    else this.deliverToGroup(local as ShareGroup<Subscriber>, message);
+  };
+
+  /** routeShared for a group only this member has (one the other members have was handled above). */
+  private readonly localGroup = (group: ShareGroup<Subscriber>): void => {
+    if (group.stamp !== this.shareStamp) this.deliverToGroup(group, this.shareMessage as Message);
+  };
 
   /**
    * Delivers to one member of a local shared subscription group: the next online session in
@@ -542,16 +551,10 @@ export class Broker {
   /** Sends `message` to the next other member that has group `key`; false when none has. */
   private forwardToGroupElsewhere(key: string, message: Message): boolean {
     const link = this.link;
-    if (link === null || !link.hasSharedRoutes) return false;
-    let sent = false;
-    link.matchShared(message.topic, (routed) => {
-      if (sent || routed.key !== key || routed.members.length === 0) return;
-      const at = routed.cursor % routed.members.length;
-      routed.cursor = (at + 1) % routed.members.length;
-      link.forwardToGroup(routed.members[at] as number, key, message);
-      sent = true;
-    });
-    return sent;
+    const member = link?.sharedGroup(key)?.next();
+    if (link === null || member === undefined) return false;
+    link.forwardToGroup(member, key, message);
+    return true;
   }
 
   /**

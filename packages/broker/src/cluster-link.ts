@@ -83,6 +83,8 @@ export interface ClusterLink {
   readonly hasSharedRoutes: boolean;
   /** The shared subscription groups of the other members that match `topic`. */
   matchShared(topic: string, visit: (group: ShareGroup<number>) => void): void;
+  /** The other members that have shared subscription group `key`, or undefined for none. */
+  sharedGroup(key: string): ShareGroup<number> | undefined;
   /** Sends `message` to `member` for one of its members of the shared subscription `group`. */
   forwardToGroup(member: number, group: string, message: Message): void;
   /** Delivers to one session that moved to `member` (this member holds its stub). */

@@ -596,13 +596,21 @@ which override the config file, which overrides the defaults.
       --redis-prefix <name>    namespace of the cluster's keys in Redis (default ${DEFAULT_CONFIG.redisPrefix})
       --cluster-heartbeat-ms <n> how often this node says it is alive (default ${DEFAULT_CONFIG.clusterHeartbeatMs})
       --cluster-node-timeout-ms <n> a node silent this long is reaped, its wills fire (default ${DEFAULT_CONFIG.clusterNodeTimeoutMs})
-      --auth-plugin <module>   ES module with authenticate/authorizePublish/authorizeSubscribe ('' = none)
+      --auth-plugin <module>   ES module with authenticate/authorizePublish/authorizeSubscribe/authenticateEnhanced ('' = none)
       --auth-plugin-timeout-ms <n> longest call into the plug-in; longer is a refusal (default ${DEFAULT_CONFIG.authPluginTimeoutMs})
       --max-subscriptions <n>  topic filters per session, 0 = unlimited (default 0)
       --max-topic-length <n>   bytes in a topic or filter, 0 = the protocol's 65535 (default 0)
       --max-topic-levels <n>   levels in a topic or filter, 0 = unlimited (default 0)
       --max-publish-rate <n>   PUBLISH packets per second per client, slowed beyond; 0 = unlimited (default 0)
       --memory-high-water-mark <n> RSS bytes beyond which CONNECTs are refused and QoS 0 shed, 0 = off (default 0)
+  MQTT 5 (docs/mqtt5.md):
+      --receive-maximum <n>    QoS 1/2 PUBLISHes a client may have unacknowledged (default ${DEFAULT_CONFIG.receiveMaximum})
+      --topic-alias-maximum <n> topic aliases a client may set per connection (default ${DEFAULT_CONFIG.topicAliasMaximum})
+      --max-keepalive <s>      longest keepalive granted, 0 = as asked (default 0)
+      --max-session-expiry <s> longest session expiry interval granted, 0 = as asked (default 0)
+      --server-reference <host[:port]> where clients are sent at shutdown (0x9C) ('' = none)
+      --server-moved           with --server-reference: moved for good (0x9D)
+      --response-information <s> given to clients that ask; %c = client id ('' = none)
       --print-config           print the effective configuration as JSON and exit
   -v, --version                print the version and exit
   -h, --help                   print this help and exit

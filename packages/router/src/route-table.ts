@@ -115,6 +115,11 @@ export class RouteTable {
     return this.#shared.size > 0;
   }
 
+  /** The shared subscription group `key` (`$share/...`) with the members that have it. */
+  sharedGroup(key: string): ShareGroup<number> | undefined {
+    return this.#shared.get(key);
+  }
+
   /** Every shared subscription group matching `topic`, with the members that have it. */
   matchShared(topic: string, visit: (group: ShareGroup<number>) => void): void {
     this.#shared.match(topic, visit);

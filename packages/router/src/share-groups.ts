@@ -76,6 +76,11 @@ export class ShareGroup<M> {
 export class ShareGroups<M> {
   readonly #groups = new Map<string, ShareGroup<M>>();
   readonly #index = new SubscriptionIndex<ShareGroup<M>>();
+  /** The visitor of the match in progress, called through one adapter made once. */
+  #visit: ((group: ShareGroup<M>) => void) | null = null;
+  readonly #collect = (_key: string, group: ShareGroup<M>): void => {
+    (this.#visit as (group: ShareGroup<M>) => void)(group);
+  };
 
   get size(): number {
     return this.#groups.size;
@@ -128,6 +133,8 @@ export class ShareGroups<M> {
   /** Calls `visit` once for every group whose filter matches `topic`. */
   match(topic: string, visit: (group: ShareGroup<M>) => void): void {
     if (this.#groups.size === 0) return;
-    this.#index.match(topic, (_key, group) => visit(group));
+    this.#visit = visit;
+    this.#index.match(topic, this.#collect);
+    this.#visit = null;
   }
 }

@@ -1,4 +1,4 @@
-import { encode, ProtocolError, type QoS, ReasonCode, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
+import { ProtocolError, type QoS, ReasonCode, SUBACK_FAILURE, type SubscribePacket } from '@tern/protocol';
 import { parseSharedFilter } from '@tern/router';
 import { packOptions, type Session } from '@tern/session';
 import type { SubscribeVerdict } from '../access/plugin.js';

@@ -1,4 +1,4 @@
-import { encode, ReasonCode, type UnsubscribePacket } from '@tern/protocol';
+import { ReasonCode, type UnsubscribePacket } from '@tern/protocol';
 import type { Client } from '../client.js';
 import { encodeFor } from '../v5/fit.js';
 

@@ -242,6 +242,10 @@ export class MemberLink implements ClusterLink, SessionJournal {
     this.routes.matchShared(topic, visit);
   }
 
+  sharedGroup(key: string): ShareGroup<number> | undefined {
+    return this.routes.sharedGroup(key);
+  }
+
   forwardToGroup(member: number, group: string, message: Message): void {
     const peer = this.peers.get(member);
     if (peer === undefined) return;

@@ -600,7 +600,7 @@ export class NodeGateway {
    */
   private toWorkerInGroup(record: Forwarded): void {
     const key = record.target.slice(1);
-    const worker = nextInGroup(this.localRoutes, record.topic, key);
+    const worker = this.localRoutes.sharedGroup(key)?.next();
     if (worker === undefined) {
       this.log.debug({ group: key }, 'shared subscription message for a group no worker has here: dropped');
       return;
@@ -612,7 +612,7 @@ export class NodeGateway {
   /** A worker's message for a shared subscription group on another node: to the next such node. */
   private toNodeInGroup(record: Forwarded): void {
     const key = record.target.slice(1);
-    const member = nextInGroup(this.remoteRoutes, record.topic, key);
+    const member = this.remoteRoutes.sharedGroup(key)?.next();
     const node = member === undefined ? undefined : this.nodesByMember[member];
     if (node === undefined) {
       this.log.debug({ group: key }, 'shared subscription message for a group no other node has: dropped');
@@ -658,16 +658,4 @@ export class NodeGateway {
       this.sendTo(worker, { t: 'ping', n });
     });
   }
-}
-
-/** The next member (round robin) of `routes` that has shared subscription group `key`. */
-function nextInGroup(routes: RouteTable, topic: string, key: string): number | undefined {
-  let chosen: number | undefined;
-  routes.matchShared(topic, (group) => {
-    if (chosen !== undefined || group.key !== key || group.members.length === 0) return;
-    const at = group.cursor % group.members.length;
-    group.cursor = (at + 1) % group.members.length;
-    chosen = group.members[at];
-  });
-  return chosen;
 }
