@@ -74,6 +74,22 @@ export async function receiveUntil(client: RawClient, markerTopic: string): Prom
   }
 }
 
+/**
+ * Every PUBLISH received until one has come on each of `topics`, in whatever order they
+ * arrive: messages from different publishers (or published by the broker on different
+ * routing workers) have no order between them [MQTT-4.6.0-5] covers one publisher only.
+ */
+export async function receiveTopics(client: RawClient, topics: readonly string[]): Promise<PublishPacket[]> {
+  const missing = new Set(topics);
+  const out: PublishPacket[] = [];
+  while (missing.size > 0) {
+    const p = await receive(client);
+    out.push(p);
+    missing.delete(p.topic);
+  }
+  return out;
+}
+
 /** SUBSCRIBE and wait for the SUBACK; returns the granted QoS list. */
 export async function subscribe(client: RawClient, filters: Record<string, QoS>): Promise<number[]> {
   const messageId = packetId();
