@@ -16,11 +16,11 @@
  *      claim for the id may start).
  */
 import type { Forwarded } from '@tern/cluster';
-import type { QoS } from '@tern/protocol';
-import { decodeSnapshot, encodeSnapshot, Message, type Session, takeCarriedProperties } from '@tern/session';
+import type { Message, Session } from '@tern/session';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
 import { deliverNow } from './delivery.js';
+import { decodeSessionTransfer, encodeSessionTransfer } from './session-transfer.js';
 
 /**
  * Step 2, on the holder: lets go of `clientId` for member `to`. Returns the session's
@@ -46,7 +46,7 @@ export function releaseSession(broker: Broker, clientId: string, clean: boolean,
     broker.endSession(session);
     return null;
   }
-  const bytes = encodeSnapshot({ sessions: [session], retained: [] });
+  const bytes = encodeSessionTransfer(session);
   session.queue.clear();
   session.inflight.clear();
   session.incomingQos2.clear();
@@ -60,8 +60,7 @@ export function releaseSession(broker: Broker, clientId: string, clean: boolean,
  * asks for the stub to be dropped once every member routes to this one.
  */
 export function adoptMovedSession(broker: Broker, bytes: Uint8Array, from: number): Session | null {
-  const [session] = decodeSnapshot(bytes, broker.sessionLimits).sessions;
-  return session === undefined ? null : adoptArriving(broker, session, from);
+  return adoptArriving(broker, decodeSessionTransfer(bytes, broker.sessionLimits), from);
 }
 
 /**
@@ -134,17 +133,6 @@ export function stubDropped(broker: Broker, clientId: string): void {
     }
   }
   broker.link?.settled(clientId);
-}
-
-/** A forwarded record as the broker's Message (the payload stays a view of the batch). */
-export function messageFromRecord(record: Forwarded): Message {
-  const p = record.payload;
-  const payload = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
-  const message = new Message(record.topic, payload, record.qos as QoS, record.retain, record.origin);
-  message.id = record.id;
-  message.time = record.time;
-  takeCarriedProperties(message, record.properties);
-  return message;
 }
 
 /** The client whose CONNECT waited for the claim, on the broker that serves it now. */

@@ -12,6 +12,19 @@ import type { BrokerConfig, LogLevel } from '../config.js';
 import type { BoundListener, ListenerFds } from '../listeners.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
 
+/**
+ * The transfer list that moves `bytes` to another thread instead of copying it: its buffer
+ * when the view covers all of it (a session on the move, built for this), else nothing (a
+ * view of a shared pool or a larger buffer is copied, as postMessage does by default).
+ * The sender must not touch `bytes` afterwards.
+ */
+export function transferOf(bytes: Uint8Array | null): ArrayBuffer[] {
+  if (bytes === null) return [];
+  const buffer = bytes.buffer;
+  if (!(buffer instanceof ArrayBuffer)) return [];
+  return bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? [buffer] : [];
+}
+
 /** Supervisor -> worker. */
 export type ToWorker =
   | { t: 'peers'; ports: Record<number, MessagePort> }

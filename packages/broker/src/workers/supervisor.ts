@@ -17,7 +17,7 @@ import type { StatsSnapshot } from '../metrics/snapshot.js';
 import { MEMORY_CHECK_INTERVAL_MS, NodeLimitState } from '../node-limits.js';
 import { sysValuesFromSnapshots } from '../sys-topics.js';
 import { logTlsReload, readTlsMaterial, reloadTlsMaterial, type TlsReloadResult, tlsWanted } from '../tls-files.js';
-import type { FromWorker, SessionInfo, ToWorker } from './messages.js';
+import { type FromWorker, type SessionInfo, type ToWorker, transferOf } from './messages.js';
 import { type GatewayStats, NodeGateway } from './node-gateway.js';
 import { ClientRegistry } from './registry.js';
 
@@ -100,7 +100,7 @@ export class Supervisor {
         return reply.t === 'released' ? reply.session : null;
       },
       grant: (worker, req, session, from, refused) =>
-        this.post(worker, { t: 'claimed', req, session, from, refused: refused ?? null }),
+        this.post(worker, { t: 'claimed', req, session, from, refused: refused ?? null }, transferOf(session)),
     });
   }
 
@@ -464,10 +464,10 @@ export class Supervisor {
     this.onFatal?.(error);
   }
 
-  private post(index: number, message: ToWorker): void {
+  private post(index: number, message: ToWorker, transfer: ArrayBuffer[] = []): void {
     const slot = this.slots[index];
     if (slot === undefined || slot.exited) return;
-    slot.worker.postMessage(message);
+    slot.worker.postMessage(message, transfer);
   }
 
   private broadcast(message: ToWorker): void {

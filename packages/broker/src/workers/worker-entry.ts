@@ -17,9 +17,10 @@ import { type ListenerFds, ListenerSet } from '../listeners.js';
 import { createRootLogger } from '../logger.js';
 import { snapshotStats } from '../metrics/snapshot.js';
 import { NodeLimitState } from '../node-limits.js';
-import { deliverFromStub, dropStub, messageFromRecord, releaseSession, stubDropped } from '../session-moves.js';
+import { deliverFromStub, dropStub, releaseSession, stubDropped } from '../session-moves.js';
+import { messageFromRecord } from '../session-transfer.js';
 import { MemberLink } from './member-link.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import { type FromWorker, type ToWorker, transferOf } from './messages.js';
 import type { WorkerData } from './supervisor.js';
 
 const data = workerData as WorkerData;
@@ -124,7 +125,7 @@ port.on('message', (message: ToWorker) => {
       return;
     case 'release': {
       const session = releaseSession(broker, message.clientId, message.clean, message.to);
-      post({ t: 'released', req: message.req, session });
+      post({ t: 'released', req: message.req, session }, transferOf(session));
       return;
     }
     case 'stats': {

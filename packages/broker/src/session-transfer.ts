@@ -1,0 +1,160 @@
+/**
+ * The bytes a persistent session travels in when it moves between routing workers of one node
+ * (session-moves.ts). The queue and inflight window can hold many thousands of messages, so
+ * they go as publish-batch records (the raw layout members already forward publishes in: no
+ * msgpack per message, payloads read back as views); only the small rest of the session is
+ * msgpack. The result owns its ArrayBuffer, so it crosses threads in a transfer list.
+ *
+ * Layout:
+ *
+ *   u32 LE  length of the head
+ *   head    msgpack: TransferHead
+ *   batch   publish-batch bytes: the inflight entries in window order, then the queue in order
+ *
+ * Per record, `targetQos` is the delivery's QoS and `target` is one character, 'r' when the
+ * delivery has RETAIN set (MQTT 5 retain as published) or '-', followed by the shared
+ * subscription group it came through, if any. The record's own qos and retain are the
+ * message's, as published.
+ *
+ * The node's persistent snapshot (@tern/session snapshot.ts) stays the format for what is kept
+ * on disk; this one is never stored, so it has no version of its own beyond the batch's.
+ */
+import { decode, encode } from '@msgpack/msgpack';
+import { type Forwarded, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import type { QoS } from '@tern/protocol';
+import {
+  carriedProperties,
+  type InflightEntry,
+  Message,
+  Session,
+  type SessionLimits,
+  takeCarriedProperties,
+} from '@tern/session';
+
+interface TransferHead {
+  id: string;
+  /** Seconds; null for "never expires". */
+  expiry: number | null;
+  /** When the offline session expires (ms since the epoch); null: never. */
+  expiresAt: number | null;
+  subs: [filter: string, options: number][];
+  /** Packet id and state of each inflight entry, in the order of the first records. */
+  inflight: [id: number, state: InflightEntry['state']][];
+  qos2In: number[];
+  nextId: number;
+}
+
+/** Transfer bytes that do not read back (a bug: they never leave the process). */
+export class SessionTransferError extends Error {
+  override readonly name = 'SessionTransferError';
+  readonly code = 'TERN_SESSION_TRANSFER_INVALID';
+}
+
+const RETAINED = 'r';
+const NOT_RETAINED = '-';
+
+/** The session as transfer bytes (an ArrayBuffer of their own). */
+export function encodeSessionTransfer(session: Session): Uint8Array<ArrayBuffer> {
+  const inflight: TransferHead['inflight'] = [];
+  for (const entry of session.inflight.values()) inflight.push([entry.id, entry.state]);
+  const head = encode({
+    id: session.clientId,
+    expiry: Number.isFinite(session.expiryInterval) ? session.expiryInterval : null,
+    expiresAt: Number.isFinite(session.expiresAt) ? session.expiresAt : null,
+    subs: [...session.subscriptions],
+    inflight,
+    qos2In: [...session.incomingQos2],
+    nextId: session.nextId,
+  } satisfies TransferHead);
+
+  const writer = new PublishBatchWriter(Math.max(4096, 128 * (session.inflight.size + session.queue.length)));
+  const record: Forwarded = {
+    id: 0,
+    time: 0,
+    topic: '',
+    payload: EMPTY,
+    qos: 0,
+    retain: false,
+    origin: '',
+    properties: null,
+    target: '',
+    targetQos: 0,
+  };
+  const append = (message: Message, qos: QoS, retain: boolean, share: string | null | undefined): void => {
+    record.id = message.id;
+    record.time = message.time;
+    record.topic = message.topic;
+    record.payload = message.payload;
+    record.qos = message.qos;
+    record.retain = message.retain;
+    record.origin = message.origin;
+    record.properties = message.properties === null && message.expiryInterval === 0 ? null : carriedProperties(message);
+    record.target = (retain ? RETAINED : NOT_RETAINED) + (share ?? '');
+    record.targetQos = qos;
+    writer.append(record);
+  };
+  for (const entry of session.inflight.values()) append(entry.message, entry.qos, entry.retain, entry.share);
+  for (const item of session.queue) append(item.message, item.qos, item.retain, item.share);
+  const batch = writer.take();
+
+  const out = new Uint8Array(new ArrayBuffer(4 + head.length + batch.length));
+  new DataView(out.buffer).setUint32(0, head.length, true);
+  out.set(head, 4);
+  out.set(batch, 4 + head.length);
+  return out;
+}
+
+/** The session the bytes carry, offline (owner null), under `limits`. */
+export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits): Session {
+  if (bytes.length < 4) throw new SessionTransferError(`transfer of ${bytes.length} bytes has no head`);
+  const headLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  if (4 + headLength > bytes.length) throw new SessionTransferError(`head of ${headLength} bytes runs past the end`);
+  let head: TransferHead;
+  try {
+    head = decode(bytes.subarray(4, 4 + headLength)) as TransferHead;
+  } catch (err) {
+    throw new SessionTransferError(`unreadable head (${(err as Error).message})`);
+  }
+  const session = new Session(head.id, head.expiry === null ? Number.POSITIVE_INFINITY : head.expiry, limits);
+  for (const [filter, options] of head.subs) session.setSubscription(filter, options);
+  if (head.expiresAt !== null) session.expiresAt = head.expiresAt;
+  const inflight = head.inflight;
+  let index = 0;
+  readPublishBatch(bytes.subarray(4 + headLength), (record) => {
+    const message = messageFromRecord(record);
+    const target = record.target;
+    const retain = target.charCodeAt(0) === RETAINED_CODE;
+    const share = target.length > 1 ? target.slice(1) : null;
+    const qos = record.targetQos as 1 | 2;
+    const slot = inflight[index++];
+    if (slot !== undefined) {
+      const [id, state] = slot;
+      session.inflight.set(id, { id, message, qos, retain, state, share });
+    } else if (share === null) {
+      // Restored in order; the limit applies to new messages, never to what was accepted.
+      session.queue.restore({ message, qos, retain });
+    } else {
+      session.queue.restore({ message, qos, retain, share });
+    }
+  });
+  if (index < inflight.length) {
+    throw new SessionTransferError(`${inflight.length} inflight entries named, ${index} records carried`);
+  }
+  for (const id of head.qos2In) session.incomingQos2.add(id);
+  session.nextId = head.nextId;
+  return session;
+}
+
+/** A forwarded record as the broker's Message (the payload stays a view of the batch). */
+export function messageFromRecord(record: Forwarded): Message {
+  const p = record.payload;
+  const payload = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+  const message = new Message(record.topic, payload, record.qos as QoS, record.retain, record.origin);
+  message.id = record.id;
+  message.time = record.time;
+  takeCarriedProperties(message, record.properties);
+  return message;
+}
+
+const RETAINED_CODE = RETAINED.charCodeAt(0);
+const EMPTY = new Uint8Array(0);
