@@ -59,7 +59,14 @@ t.test('a session moves with its subscriptions, inflight window, queue and ids',
   t.equal(back.owner, null, 'offline until its client takes it');
 
   t.same(
-    [...back.inflight.values()].map((e) => [e.id, e.message.topic, e.message.payload.toString(), e.qos, e.state, e.share]),
+    [...back.inflight.values()].map((e) => [
+      e.id,
+      e.message.topic,
+      e.message.payload.toString(),
+      e.qos,
+      e.state,
+      e.share,
+    ]),
     [
       [40, 'a/1', 'one', 1, 'publish', null],
       [41, 'a/2', 'two', 2, 'pubrel', null],
@@ -98,7 +105,14 @@ t.test('a session that never expires and holds nothing', async (t) => {
 
 t.test('bytes that do not read back are a typed error, never a half session', async (t) => {
   const session = new Session('cut', 60, limits);
-  session.inflight.set(1, { id: 1, message: message('a', 'x', 1, 1), qos: 1, retain: false, state: 'publish', share: null });
+  session.inflight.set(1, {
+    id: 1,
+    message: message('a', 'x', 1, 1),
+    qos: 1,
+    retain: false,
+    state: 'publish',
+    share: null,
+  });
   const bytes = encodeSessionTransfer(session);
   t.throws(() => decodeSessionTransfer(bytes.subarray(0, 2), limits), { code: 'TERN_SESSION_TRANSFER_INVALID' });
   const headless = Uint8Array.from(bytes);
