@@ -138,6 +138,22 @@ export function storeContract(t: Test, make: MakeStore): void {
       a?.deliveries.slice(0, 2).map((d) => d.message.id),
       'loadEncoded with `first` reads only the head of the queue',
     );
+    const ids = a?.deliveries.map((d) => d.message.id) as number[];
+    t.same(
+      (await store.loadEncoded('a', new Set(ids.slice(0, 2))))?.deliveries.map((d) => d.id),
+      ids.slice(2),
+      'the rest after a head read: what follows it',
+    );
+    t.same(
+      (await store.loadEncoded('a', new Set([...ids.slice(0, 2), 999_999])))?.deliveries.map((d) => d.id),
+      ids.slice(2),
+      'a skipped delivery that is gone (the last one named) costs a whole read, not a wrong answer',
+    );
+    t.same(
+      (await store.loadEncoded('a', new Set(ids)))?.deliveries.map((d) => d.id),
+      [],
+      'the whole queue read: nothing left',
+    );
     t.equal(await store.load('ghost'), null, 'no session is made for a target without one');
     t.equal(await h.storedMessages(), 3);
   });

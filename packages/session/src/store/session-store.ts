@@ -123,7 +123,10 @@ export interface SessionStore<Opt extends number = QoS> {
   expire(now: number, max?: number): Promise<string[]>;
   /**
    * The stored session, or null. Deliveries of the messages in `skip` are left out (a caller
-   * that has them already: their messages are not read at all).
+   * that has them already: their messages are not read at all). `skip` holds what the caller
+   * read from the front of the queue, in queue order (a resume: the head, then the rest), so
+   * a store may read only what follows the last of them while that one is still queued (the
+   * Redis store does; queues grow only at the tail). Ids of deliveries gone since are fine.
    */
   load(clientId: string, skip?: ReadonlySet<number>): Promise<StoredSession<Opt> | null>;
   /**
