@@ -6,7 +6,7 @@
  *
  *   node benchmarks/macro/compare-cluster.mjs [--quick] [--rounds 3] [--duration 5] [--warmup 1]
  *        [--messages 10000] [--scenarios fanin-cross,persistent-cross]
- *        [--brokers tern-cluster,aedes-cluster] [--tern-workers 1]
+ *        [--brokers tern-cluster,aedes-cluster] [--tern-workers 1] [--warmup-runs 1]
  *        [--out-dir benchmarks/results/cluster-<stamp>] [--keep-latest] [--no-files] [--out file.json]
  *
  * Clusters (node A takes the publishers, node B the subscriber: --pub-port and --sub-port):
@@ -65,6 +65,7 @@ const { values: args } = parseArgs({
     brokers: { type: 'string', default: CLUSTERS.join(',') },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
     'tern-workers': { type: 'string', default: '1' },
+    'warmup-runs': { type: 'string', default: '1' },
     'out-dir': { type: 'string' },
     'keep-latest': { type: 'boolean', default: false },
     'no-files': { type: 'boolean', default: false },
@@ -87,11 +88,12 @@ const cfg = {
   brokers: args.brokers.split(',').filter(Boolean),
   scenarios: args.scenarios.split(',').filter(Boolean),
   ternWorkers: Number(args['tern-workers']),
+  warmupRuns: Number(args['warmup-runs']),
 };
 for (const b of cfg.brokers) if (!CLUSTERS.includes(b)) fatal(`unknown cluster ${b} (${CLUSTERS.join(', ')})`);
 for (const s of cfg.scenarios) if (!SCENARIOS.includes(s)) fatal(`unknown scenario ${s} (${SCENARIOS.join(', ')})`);
 const numbersOk = cfg.rounds >= 1 && cfg.duration > 0 && cfg.warmup >= 0 && cfg.messages >= 1 && cfg.payload >= 14;
-if (!numbersOk || !(cfg.ternWorkers >= 1)) fatal('bad numeric flag');
+if (!numbersOk || !(cfg.ternWorkers >= 1 && cfg.warmupRuns >= 0)) fatal('bad numeric flag');
 
 function fatal(msg) {
   console.error(`compare-cluster: ${msg}`);
@@ -128,6 +130,25 @@ function ternFlags(port, redisUrl, name) {
 function commandText(cluster) {
   const [, argv] = nodeCommand(cluster, '<A|B>', '{port}', 'redis://127.0.0.1:{redis}');
   return `node ${argv.map((a) => (path.isAbsolute(a) ? path.relative(ROOT, a) : a)).join(' ')}`;
+}
+
+/**
+ * persistent-cross is timed once per cluster, where a fresh process's first run mostly
+ * measures its JIT: --warmup-runs unmeasured runs go first on the same cluster (both clusters
+ * alike), as the fan-in runs measure after --warmup seconds.
+ */
+async function warmUp(scenario, cluster, label) {
+  if (scenario !== 'persistent-cross') return;
+  for (let i = 0; i < cfg.warmupRuns; i++) {
+    const r = await runLoad({
+      flags: scenarioFlags(scenario, cluster),
+      port: cluster.a.port,
+      label: `${label} (warm-up)`,
+      timeoutS: scenarioTimeout(scenario),
+      live,
+    });
+    if (r.error) throw new Error(`warm-up run: ${r.error}`);
+  }
 }
 
 /** A fresh redis-server and nodes A and B; resolves once all three accept connections. */
@@ -253,7 +274,7 @@ function report(results, env) {
     `### Clusters side by side (${env.date}, ${env.machine})`,
     '',
     `${env.versions.tern}; ${env.versions.aedes}; ${env.versions.redis}; ${env.versions.node}. Load average before the run: ${env.loadavg}, after: ${env.loadavgAfter}.`,
-    `${cfg.rounds} round(s); fanin-cross ${cfg.duration} s measured after ${cfg.warmup} s warmup; persistent-cross ${fmtInt(cfg.messages)} QoS 1 messages; payload ${cfg.payload} B; medians over rounds. Two nodes per cluster and one redis-server (appendonly yes), all on this machine.`,
+    `${cfg.rounds} round(s); fanin-cross ${cfg.duration} s measured after ${cfg.warmup} s warmup; persistent-cross ${fmtInt(cfg.messages)} QoS 1 messages after ${cfg.warmupRuns} unmeasured warm-up run(s) on the same cluster; payload ${cfg.payload} B; medians over rounds. Two nodes per cluster and one redis-server (appendonly yes), all on this machine.`,
     '',
     'Clusters (each node started twice, A for the publishers, B for the subscriber):',
     '',
@@ -386,6 +407,7 @@ async function main() {
         const loadBefore = os.loadavg()[0];
         try {
           const cluster = await startCluster(b);
+          await warmUp(s, cluster, b);
           const cpuBefore = cpuSecondsOf(cluster);
           r = await runLoad({
             flags: scenarioFlags(s, cluster),

@@ -86,6 +86,7 @@ const { values: args } = parseArgs({
     nodelay: { type: 'boolean', default: false },
     'skip-selftest': { type: 'boolean', default: false },
     'quiet-wait': { type: 'string' },
+    'warmup-runs': { type: 'string', default: '1' },
     'out-dir': { type: 'string' },
     'keep-latest': { type: 'boolean', default: false },
     'no-files': { type: 'boolean', default: false },
@@ -97,7 +98,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
   console.log(` * Options: --idle-connections N (10000), --latency-rate R (1000), --latency-duration S (10),
- * --soak-duration S (60), --tern-base CMD, --skip-selftest, --quiet-wait S, --no-files.`);
+ * --soak-duration S (60), --tern-base CMD, --skip-selftest, --quiet-wait S, --no-files,
+ * --warmup-runs N (1: unmeasured runs of persistent before the measured one, on the same broker).`);
   process.exit(0);
 }
 
@@ -114,11 +116,14 @@ const cfg = {
   soakDuration: Number(args['soak-duration'] ?? (args.quick ? 10 : 60)),
   nodelay: args.nodelay,
   quietWait: Number(args['quiet-wait'] ?? (args.quick ? 5 : 15)),
+  warmupRuns: Number(args['warmup-runs']),
 };
 const KNOWN = (b) => ['mosquitto', 'aedes', 'tern'].includes(b) || TERN_VARIANT.test(b);
 for (const b of cfg.brokers) if (!KNOWN(b)) fatal(`unknown broker ${b} (mosquitto, aedes, tern, tern-<N>w)`);
 for (const s of cfg.scenarios) if (!ALL_SCENARIOS.includes(s)) fatal(`unknown scenario ${s}`);
-if (!(cfg.rounds >= 1 && cfg.duration > 0 && cfg.warmup >= 0 && cfg.payload >= 14)) fatal('bad numeric flag');
+if (!(cfg.rounds >= 1 && cfg.duration > 0 && cfg.warmup >= 0 && cfg.payload >= 14 && cfg.warmupRuns >= 0)) {
+  fatal('bad numeric flag');
+}
 if (!(cfg.idleConnections >= 1 && cfg.latencyRate > 0 && cfg.latencyDuration > 0 && cfg.soakDuration > 0)) {
   fatal('bad numeric flag');
 }
@@ -229,6 +234,29 @@ async function waitQuiet() {
 }
 
 /** Starts a broker; resolves { child, port, log } once it accepts connections, or throws why not. */
+/** Scenarios timed once in count mode, where a fresh process's first run mostly measures its JIT. */
+const WARMED = new Set(['persistent']);
+
+/**
+ * The flow scenarios measure after --warmup seconds; a count-mode run has no such window, so
+ * --warmup-runs unmeasured runs of it go first, on the same broker process (every broker the
+ * same: Mosquitto's first run is as fast as its last, a JavaScript broker's is not).
+ */
+async function warmUp(scenario, broker, label) {
+  if (!WARMED.has(scenario)) return;
+  for (let i = 0; i < cfg.warmupRuns; i++) {
+    const r = await runLoad({
+      flags: scenarioFlags(scenario),
+      port: broker.port,
+      brokerPid: broker.child.pid,
+      label: `${label} (warm-up)`,
+      timeoutS: scenarioTimeout(scenario),
+      live,
+    });
+    if (r.error) throw new Error(`warm-up run: ${r.error}`);
+  }
+}
+
 async function startBroker(name) {
   const port = await freePort();
   const [cmd, argv] = brokerCommand(name, port);
@@ -441,7 +469,8 @@ function report(results, brokers, skipped, env, tool) {
     `${env.versions.mosquitto}; ${env.versions.aedes}; ${env.versions.tern}; ${env.versions.node}. ` +
       `Load average before the run: ${env.loadavg}.`,
     `${cfg.rounds} round(s), ${cfg.duration} s measured after ${cfg.warmup} s warmup per flow run, payload ${cfg.payload} B, ` +
-      `medians over rounds; TCP_NODELAY on brokers: ${cfg.nodelay ? 'on' : 'broker default (off)'}.`,
+      `medians over rounds; TCP_NODELAY on brokers: ${cfg.nodelay ? 'on' : 'broker default (off)'}; ` +
+      `${cfg.warmupRuns} unmeasured warm-up run(s) of persistent before each measured one, on the same broker process.`,
   );
   const extra = [];
   if (cfg.scenarios.includes('idle')) extra.push(`idle: ${fmtInt(cfg.idleConnections)} connections`);
@@ -643,6 +672,7 @@ async function main() {
         const busyBefore = await waitQuiet();
         try {
           const broker = await startBroker(b);
+          await warmUp(s, broker, b);
           r = await runLoad({
             flags: scenarioFlags(s),
             port: broker.port,
