@@ -204,9 +204,22 @@ export class NodeGateway {
   }
 
   /** Takes `clientId` for this node cluster-wide (see ClusterSessions.claim). */
-  claim(clientId: string, clean: boolean, local: boolean, expiry: number): Promise<Uint8Array | null> {
+  async claim(
+    clientId: string,
+    clean: boolean,
+    local: boolean,
+    expiry: number,
+    workers: readonly number[],
+  ): Promise<Uint8Array | null> {
     const sessions = this.sessions;
-    return sessions === null ? Promise.resolve(null) : sessions.claim(clientId, clean, local, expiry);
+    if (sessions === null) return null;
+    // A claim reaches this thread on the supervisor's channel, a worker's store writes (the
+    // journal) on the worker's own: no order between the two. The end of the id's last
+    // connection (its session gone offline, with the expiry it had) must not land after the
+    // claim's own write, or a crash would leave the session with the old expiry and no holder.
+    // A ping answered on the worker's channel comes after everything it sent there before.
+    await Promise.all(workers.map((index) => this.workers[index]).map((w) => (w === undefined ? null : this.ping(w))));
+    return sessions.claim(clientId, clean, local, expiry);
   }
 
   /** Wires the port to worker `index` (its end of the pair the worker knows as peer `this.index`). */

@@ -22,8 +22,16 @@ export interface ClusterClaims {
   /**
    * `local`: a worker of this node holds the session (it is not read back from the store).
    * `expiry`: the session expiry interval the connection is granted (seconds; Infinity: never).
+   * `workers`: the workers whose store writes for the id must be applied before it is taken
+   * (the claimer and the holder: the end of the id's last connection is among them).
    */
-  claim(clientId: string, clean: boolean, local: boolean, expiry: number): Promise<Uint8Array | null>;
+  claim(
+    clientId: string,
+    clean: boolean,
+    local: boolean,
+    expiry: number,
+    workers: readonly number[],
+  ): Promise<Uint8Array | null>;
 }
 
 interface Pending {
@@ -111,8 +119,10 @@ export class ClientRegistry {
     }
     let stored: Uint8Array | null = null;
     if (this.cluster !== null) {
+      const holder = this.owners.get(clientId);
+      const workers = holder === undefined || holder === claim.worker ? [claim.worker] : [holder, claim.worker];
       try {
-        stored = await this.cluster.claim(clientId, claim.clean, this.owners.has(clientId), claim.expiry);
+        stored = await this.cluster.claim(clientId, claim.clean, holder !== undefined, claim.expiry, workers);
       } catch (err) {
         // Without Redis the id cannot be taken cluster-wide: refuse rather than risk two owners.
         this.transport.grant(claim.worker, claim.req, null, -1, (err as Error).message);
