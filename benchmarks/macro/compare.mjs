@@ -118,8 +118,10 @@ const cfg = {
   quietWait: Number(args['quiet-wait'] ?? (args.quick ? 5 : 15)),
   warmupRuns: Number(args['warmup-runs']),
 };
-const KNOWN = (b) => ['mosquitto', 'aedes', 'tern'].includes(b) || TERN_VARIANT.test(b);
-for (const b of cfg.brokers) if (!KNOWN(b)) fatal(`unknown broker ${b} (mosquitto, aedes, tern, tern-<N>w)`);
+// null: the load tool's null broker (null-broker.mjs), a Node socket server that routes nothing,
+// as a floor for the idle scenario (what a Node net.Socket costs before any broker state).
+const KNOWN = (b) => ['mosquitto', 'aedes', 'tern', 'null'].includes(b) || TERN_VARIANT.test(b);
+for (const b of cfg.brokers) if (!KNOWN(b)) fatal(`unknown broker ${b} (mosquitto, aedes, tern, tern-<N>w, null)`);
 for (const s of cfg.scenarios) if (!ALL_SCENARIOS.includes(s)) fatal(`unknown scenario ${s}`);
 if (!(cfg.rounds >= 1 && cfg.duration > 0 && cfg.warmup >= 0 && cfg.payload >= 14 && cfg.warmupRuns >= 0)) {
   fatal('bad numeric flag');
@@ -195,6 +197,7 @@ function commandText(name) {
   if (name === 'mosquitto') return 'mosquitto -c <generated config>';
   if (name === 'aedes') return `node benchmarks/macro/aedes-server.mjs --port {port}${cfg.nodelay ? ' --nodelay' : ''}`;
   if (name === 'tern') return args['tern-cmd'];
+  if (name === 'null') return 'node benchmarks/macro/null-broker.mjs --port {port}';
   return `${args['tern-base']} --workers ${TERN_VARIANT.exec(name)[1]}`;
 }
 

@@ -44,6 +44,16 @@ export interface SupervisorOptions {
 /** How long a request to a worker (figures, a snapshot) may take before it is left out. */
 const REQUEST_TIMEOUT_MS = 5000;
 
+/**
+ * Each worker's young generation, in MiB. V8 grows it to 48 MiB under the allocation burst of
+ * thousands of connects and keeps it committed, per worker: with 10,000 idle connections that
+ * was 7.0 KiB per connection on one worker and 10.3 KiB on two (RSS after minus before), 6.5 and
+ * 5.4 with this cap, with fan-in, fan-out, QoS 1, latency and redelivery unchanged within noise
+ * (benchmarks/RESULTS.md, 2026-11-26 session 5). Routing keeps little alive per message, so a
+ * smaller young generation scavenges more often but not more work in all.
+ */
+const WORKER_YOUNG_GENERATION_MB = 8;
+
 interface Slot {
   readonly index: number;
   readonly worker: Worker;
@@ -160,7 +170,10 @@ export class Supervisor {
         logToParent: this.onLog !== null,
         nodeNumber: this.gateway?.nodeNumber ?? null,
       };
-      const worker = new Worker(entry, { workerData });
+      const worker = new Worker(entry, {
+        workerData,
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      });
       const slot: Slot = { index, worker, restarts: 0, exited: false };
       this.slots.push(slot);
       worker.on('message', (message: FromWorker) => this.receive(slot, message));
