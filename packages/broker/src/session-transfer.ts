@@ -20,16 +20,10 @@
  * on disk; this one is never stored, so it has no version of its own beyond the batch's.
  */
 import { decode, encode } from '@msgpack/msgpack';
-import { type Forwarded, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import { PublishBatchWriter, readPublishBatch } from '@tern/cluster';
 import type { QoS } from '@tern/protocol';
-import {
-  carriedProperties,
-  type InflightEntry,
-  Message,
-  Session,
-  type SessionLimits,
-  takeCarriedProperties,
-} from '@tern/session';
+import { type InflightEntry, type Message, Session, type SessionLimits } from '@tern/session';
+import { fillRecord, messageFromRecord, scratchRecord } from './forwarded-record.js';
 
 interface TransferHead {
   id: string;
@@ -68,30 +62,9 @@ export function encodeSessionTransfer(session: Session): Uint8Array<ArrayBuffer>
   } satisfies TransferHead);
 
   const writer = new PublishBatchWriter(Math.max(4096, 128 * (session.inflight.size + session.queue.length)));
-  const record: Forwarded = {
-    id: 0,
-    time: 0,
-    topic: '',
-    payload: EMPTY,
-    qos: 0,
-    retain: false,
-    origin: '',
-    properties: null,
-    target: '',
-    targetQos: 0,
-  };
+  const record = scratchRecord();
   const append = (message: Message, qos: QoS, retain: boolean, share: string | null | undefined): void => {
-    record.id = message.id;
-    record.time = message.time;
-    record.topic = message.topic;
-    record.payload = message.payload;
-    record.qos = message.qos;
-    record.retain = message.retain;
-    record.origin = message.origin;
-    record.properties = message.properties === null && message.expiryInterval === 0 ? null : carriedProperties(message);
-    record.target = (retain ? RETAINED : NOT_RETAINED) + (share ?? '');
-    record.targetQos = qos;
-    writer.append(record);
+    writer.append(fillRecord(record, message, (retain ? RETAINED : NOT_RETAINED) + (share ?? ''), qos));
   };
   for (const entry of session.inflight.values()) append(entry.message, entry.qos, entry.retain, entry.share);
   for (const item of session.queue) append(item.message, item.qos, item.retain, item.share);
@@ -145,16 +118,4 @@ export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits):
   return session;
 }
 
-/** A forwarded record as the broker's Message (the payload stays a view of the batch). */
-export function messageFromRecord(record: Forwarded): Message {
-  const p = record.payload;
-  const payload = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
-  const message = new Message(record.topic, payload, record.qos as QoS, record.retain, record.origin);
-  message.id = record.id;
-  message.time = record.time;
-  takeCarriedProperties(message, record.properties);
-  return message;
-}
-
 const RETAINED_CODE = RETAINED.charCodeAt(0);
-const EMPTY = new Uint8Array(0);

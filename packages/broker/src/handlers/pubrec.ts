@@ -21,7 +21,7 @@ export function handlePubrec(client: Client, packet: PubrecPacket): void {
     }
     return;
   }
-  if (session !== null && session.received(id) && entry !== undefined && !session.isTransient) {
+  if (session?.received(id) && entry !== undefined && !session.isTransient) {
     client.broker.journal?.released(client.clientId, entry.message.id);
   }
   if (client.v5 !== null && (entry === undefined || entry.qos !== 2)) {

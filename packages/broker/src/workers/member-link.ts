@@ -9,8 +9,9 @@ import type { MessagePort } from 'node:worker_threads';
 import { type Forwarded, GROUP_TARGET, PublishBatchWriter, readPublishBatch } from '@tern/cluster';
 import type { QoS, Will } from '@tern/protocol';
 import { RouteTable, type ShareGroup } from '@tern/router';
-import { carriedProperties, type Message } from '@tern/session';
+import type { Message } from '@tern/session';
 import type { Claim, ClusterLink, SessionJournal } from '../cluster-link.js';
+import { clearRecord, fillRecord, scratchRecord } from '../forwarded-record.js';
 import type { FromWorker, JournalKind, JournalOps, ToPeer } from './messages.js';
 
 /** What the link hands to the broker it serves. */
@@ -29,22 +30,6 @@ interface Peer {
   readonly batch: PublishBatchWriter;
 }
 
-/** A record reused for every append: the writer copies what it needs. */
-function scratchRecord(): Forwarded {
-  return {
-    id: 0,
-    time: 0,
-    topic: '',
-    payload: EMPTY,
-    qos: 0,
-    retain: false,
-    origin: '',
-    properties: null,
-    target: '',
-    targetQos: 0,
-  };
-}
-const EMPTY = new Uint8Array(0);
 /** Room for this many workers per node in a message id (see idMember). */
 export const MEMBERS_PER_NODE = 256;
 /** The low part of a message id: a member's counter runs below it. */
@@ -325,21 +310,9 @@ export class MemberLink implements ClusterLink, SessionJournal {
   }
 
   private append(peer: Peer, message: Message, target: string, targetQos: QoS): void {
-    const r = this.record;
-    r.id = message.id;
-    r.time = message.time;
-    r.topic = message.topic;
-    r.payload = message.payload;
-    r.qos = message.qos;
-    r.retain = message.retain;
-    r.origin = message.origin;
-    r.target = target;
-    r.targetQos = targetQos;
-    // MQTT 5 properties and expiry travel as one byte string (carried-properties.ts).
-    r.properties = message.properties === null && message.expiryInterval === 0 ? null : carriedProperties(message);
+    const r = fillRecord(this.record, message, target, targetQos);
     peer.batch.append(r);
-    r.payload = EMPTY;
-    r.properties = null;
+    clearRecord(r);
     this.forwardedOut++;
     if (peer.batch.count === 1) this.dirty.push(peer);
     if (!this.flushScheduled) {
