@@ -46,6 +46,28 @@ export function clearRecord(r: Forwarded): void {
   r.properties = null;
 }
 
+/**
+ * What a delivery carries besides its message and QoS, written into a record's target when
+ * a record stands for one session's delivery (a moving session's queue, a stub's forward):
+ * one character, 'r' when RETAIN is set (MQTT 5 retain as published) or '-', then the shared
+ * subscription group it came through, if any.
+ */
+export function deliveryExtras(retain: boolean, share: string | null | undefined): string {
+  return (retain ? 'r' : '-') + (share ?? '');
+}
+
+/** RETAIN of the delivery extras written at `at` in `target` (deliveryExtras). */
+export function extrasRetain(target: string, at: number): boolean {
+  return target.charCodeAt(at) === RETAIN_MARK;
+}
+
+/** The shared subscription group of the delivery extras at `at` in `target`, or null. */
+export function extrasShare(target: string, at: number): string | null {
+  return at + 1 < target.length ? target.slice(at + 1) : null;
+}
+
+const RETAIN_MARK = 0x72; // 'r'
+
 /** A forwarded record as the broker's Message (the payload stays a view of the batch). */
 export function messageFromRecord(record: Forwarded): Message {
   const p = record.payload;

@@ -20,6 +20,7 @@ import type { Message, Session } from '@tern/session';
 import type { Broker } from './broker.js';
 import type { Client } from './client.js';
 import { deliverNow } from './delivery.js';
+import { deliveryExtras, extrasRetain, extrasShare } from './forwarded-record.js';
 import { decodeSessionTransfer, encodeSessionTransfer } from './session-transfer.js';
 
 /**
@@ -88,22 +89,21 @@ export function deliverFromStub(broker: Broker, record: Forwarded, message: Mess
   session.handover?.seen.add(message.id);
   // The delivery as the stub kept it: its RETAIN (MQTT 5 retain as published) and the shared
   // subscription group it came through.
-  const retain = cut >= 0 && target.charCodeAt(cut + 1) === RETAINED;
-  const share = cut >= 0 && cut + 2 < target.length ? target.slice(cut + 2) : null;
+  const retain = cut >= 0 && extrasRetain(target, cut + 1);
+  const share = cut >= 0 ? extrasShare(target, cut + 1) : null;
   deliverNow(broker, session, message, record.targetQos, retain, share);
 }
 
 /**
  * A stub's forwarded delivery names its session in the record's target; what else the delivery
- * carries (RETAIN, a shared subscription group) follows the client id after U+0000, which no
- * client id contains [MQTT-1.5.4-2]: one character 'r' or '-', then the group, if any.
+ * carries (RETAIN, a shared subscription group: forwarded-record.ts deliveryExtras) follows the
+ * client id after U+0000, which no client id contains [MQTT-1.5.4-2].
  */
 const STUB_EXTRAS = '\u0000';
-const RETAINED = 0x72;
 
 function stubTarget(clientId: string, retain: boolean, share: string | null | undefined): string {
   if (!retain && (share === null || share === undefined)) return clientId;
-  return `${clientId}${STUB_EXTRAS}${retain ? 'r' : '-'}${share ?? ''}`;
+  return clientId + STUB_EXTRAS + deliveryExtras(retain, share);
 }
 
 /** Step 4, on the old member: the stub forwards what it kept and goes; the answer follows. */

@@ -11,9 +11,8 @@
  *   head    msgpack: TransferHead
  *   batch   publish-batch bytes: the inflight entries in window order, then the queue in order
  *
- * Per record, `targetQos` is the delivery's QoS and `target` is one character, 'r' when the
- * delivery has RETAIN set (MQTT 5 retain as published) or '-', followed by the shared
- * subscription group it came through, if any. The record's own qos and retain are the
+ * Per record, `targetQos` is the delivery's QoS and `target` its RETAIN and shared
+ * subscription group (forwarded-record.ts deliveryExtras). The record's own qos and retain are the
  * message's, as published.
  *
  * The node's persistent snapshot (@tern/session snapshot.ts) stays the format for what is kept
@@ -23,7 +22,14 @@ import { decode, encode } from '@msgpack/msgpack';
 import { PublishBatchWriter, readPublishBatch } from '@tern/cluster';
 import type { QoS } from '@tern/protocol';
 import { type InflightEntry, type Message, Session, type SessionLimits } from '@tern/session';
-import { fillRecord, messageFromRecord, scratchRecord } from './forwarded-record.js';
+import {
+  deliveryExtras,
+  extrasRetain,
+  extrasShare,
+  fillRecord,
+  messageFromRecord,
+  scratchRecord,
+} from './forwarded-record.js';
 
 interface TransferHead {
   id: string;
@@ -44,9 +50,6 @@ export class SessionTransferError extends Error {
   readonly code = 'TERN_SESSION_TRANSFER_INVALID';
 }
 
-const RETAINED = 'r';
-const NOT_RETAINED = '-';
-
 /** The session as transfer bytes (an ArrayBuffer of their own). */
 export function encodeSessionTransfer(session: Session): Uint8Array<ArrayBuffer> {
   const inflight: TransferHead['inflight'] = [];
@@ -64,7 +67,7 @@ export function encodeSessionTransfer(session: Session): Uint8Array<ArrayBuffer>
   const writer = new PublishBatchWriter(Math.max(4096, 128 * (session.inflight.size + session.queue.length)));
   const record = scratchRecord();
   const append = (message: Message, qos: QoS, retain: boolean, share: string | null | undefined): void => {
-    writer.append(fillRecord(record, message, (retain ? RETAINED : NOT_RETAINED) + (share ?? ''), qos));
+    writer.append(fillRecord(record, message, deliveryExtras(retain, share), qos));
   };
   for (const entry of session.inflight.values()) append(entry.message, entry.qos, entry.retain, entry.share);
   for (const item of session.queue) append(item.message, item.qos, item.retain, item.share);
@@ -95,9 +98,8 @@ export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits):
   let index = 0;
   readPublishBatch(bytes.subarray(4 + headLength), (record) => {
     const message = messageFromRecord(record);
-    const target = record.target;
-    const retain = target.charCodeAt(0) === RETAINED_CODE;
-    const share = target.length > 1 ? target.slice(1) : null;
+    const retain = extrasRetain(record.target, 0);
+    const share = extrasShare(record.target, 0);
     const qos = record.targetQos as 1 | 2;
     const slot = inflight[index++];
     if (slot !== undefined) {
@@ -117,5 +119,3 @@ export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits):
   session.nextId = head.nextId;
   return session;
 }
-
-const RETAINED_CODE = RETAINED.charCodeAt(0);
