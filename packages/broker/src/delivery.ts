@@ -223,7 +223,7 @@ function writeInflightV5(broker: Broker, client: Client, entry: InflightEntry, b
  */
 function dropTooLarge(broker: Broker, client: Client, session: Session, entry: InflightEntry): void {
   broker.stats.droppedTooLarge++;
-  session.inflight.delete(entry.id);
+  session.deleteInflight(entry.id);
   if (!session.isTransient) broker.journal?.completed(client.clientId, entry.message.id);
   if (limitHit(client, 'max-packet-size')) {
     client.log.info(

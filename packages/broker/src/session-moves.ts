@@ -49,8 +49,8 @@ export function releaseSession(broker: Broker, clientId: string, clean: boolean,
   }
   const bytes = encodeSessionTransfer(session);
   session.queue.clear();
-  session.inflight.clear();
-  session.incomingQos2.clear();
+  session.clearInflight();
+  session.clearIncomingQos2();
   session.movedTo = to;
   session.stubbed = [];
   return bytes;

@@ -104,7 +104,7 @@ export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits):
     const slot = inflight[index++];
     if (slot !== undefined) {
       const [id, state] = slot;
-      session.inflight.set(id, { id, message, qos, retain, state, share });
+      session.putInflight({ id, message, qos, retain, state, share });
     } else if (share === null) {
       // Restored in order; the limit applies to new messages, never to what was accepted.
       session.queue.restore({ message, qos, retain });
@@ -115,7 +115,7 @@ export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits):
   if (index < inflight.length) {
     throw new SessionTransferError(`${inflight.length} inflight entries named, ${index} records carried`);
   }
-  for (const id of head.qos2In) session.incomingQos2.add(id);
+  for (const id of head.qos2In) session.addIncomingQos2(id);
   session.nextId = head.nextId;
   return session;
 }

@@ -80,13 +80,13 @@ export function decodeStoredSession(bytes: Uint8Array, limits: SessionLimits): S
     const qos = (flags & 3) as 1 | 2;
     if (packetId !== 0 && !session.inflight.has(packetId)) {
       const state = (flags & 4) !== 0 ? 'pubrel' : 'publish';
-      session.inflight.set(packetId, { id: packetId, message, qos, retain: false, state, share: null });
+      session.putInflight({ id: packetId, message, qos, retain: false, state, share: null });
       lastId = packetId;
     } else {
       session.queue.push({ message, qos, retain: false }, limits.overflowPolicy);
     }
   }
-  for (const id of incoming) session.incomingQos2.add(id);
+  for (const id of incoming) session.addIncomingQos2(id);
   session.nextId = lastId === 0xffff ? 1 : lastId + 1;
   return session;
 }

@@ -27,14 +27,15 @@ t.test('a session moves with its subscriptions, inflight window, queue and ids',
   session.setSubscription('$share/g/b/+', 2 | (7 * 64));
   session.expiresAt = 1_800_000_000_000;
   session.nextId = 42;
-  session.incomingQos2.add(5).add(9);
+  session.addIncomingQos2(5);
+  session.addIncomingQos2(9);
 
   const sent = message('a/1', 'one', 1, 1);
   const released = message('a/2', 'two', 2, 2);
   const shared = message('b/x', 'for the group', 2, 3);
-  session.inflight.set(40, { id: 40, message: sent, qos: 1, retain: false, state: 'publish', share: null });
-  session.inflight.set(41, { id: 41, message: released, qos: 2, retain: false, state: 'pubrel', share: null });
-  session.inflight.set(7, { id: 7, message: shared, qos: 1, retain: false, state: 'publish', share: '$share/g/b/+' });
+  session.putInflight({ id: 40, message: sent, qos: 1, retain: false, state: 'publish', share: null });
+  session.putInflight({ id: 41, message: released, qos: 2, retain: false, state: 'pubrel', share: null });
+  session.putInflight({ id: 7, message: shared, qos: 1, retain: false, state: 'publish', share: '$share/g/b/+' });
 
   const v5 = message('a/ünïcode', 'typed', 1, 4);
   v5.properties = CONTENT_TYPE;
@@ -105,7 +106,7 @@ t.test('a session that never expires and holds nothing', async (t) => {
 
 t.test('bytes that do not read back are a typed error, never a half session', async (t) => {
   const session = new Session('cut', 60, limits);
-  session.inflight.set(1, {
+  session.putInflight({
     id: 1,
     message: message('a', 'x', 1, 1),
     qos: 1,

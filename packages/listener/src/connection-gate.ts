@@ -35,7 +35,8 @@ export class ConnectionGate {
       return false;
     }
     if (max === 0) Atomics.add(this.open, 0, 1);
-    socket.once('close', this.release);
+    // 'close' comes once: on() is once() without a wrapper per socket.
+    socket.on('close', this.release);
     return true;
   }
 }

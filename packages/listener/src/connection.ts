@@ -1,4 +1,4 @@
-import { type Packet, PacketDecoder, ProtocolError } from '@tern/protocol';
+import { type Packet, PacketDecoder, type PacketSink, ProtocolError } from '@tern/protocol';
 import type { Transport } from './transport.js';
 
 /** What a connection tells its owner. One object per connection, no closure per packet. */
@@ -30,18 +30,58 @@ export interface ConnectionOptions {
   counters?: ConnectionCounters;
 }
 
+/** How long a socket closed with a last packet may take to send it before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+
+/** Slots per pending write (see Connection.pending). */
+const STRIDE = 4;
+
+/**
+ * The socket's own key to its Connection: the socket listeners below are three functions for
+ * every connection of a thread (EventEmitter calls them with the socket as `this`), where
+ * closures would cost about 200 bytes per idle connection.
+ */
+const OWNER = Symbol('tern.connection');
+type OwnedTransport = Transport & { [OWNER]: Connection };
+
+function onSocketData(this: OwnedTransport, chunk: Buffer): void {
+  this[OWNER].onData(chunk);
+}
+function onSocketError(this: OwnedTransport, error: Error): void {
+  this[OWNER].finish(error);
+}
+function onSocketClose(this: OwnedTransport): void {
+  this[OWNER].finish(undefined);
+}
+
+/**
+ * Connections written to in this event-loop turn, flushed together when the turn ends: one
+ * nextTick for all of them, and no flush closure per connection.
+ */
+const dirty: Connection[] = [];
+function flushDirty(): void {
+  let i = 0;
+  try {
+    // A flush may write to a connection not yet in the list; reading the length each time
+    // sends that one too, in this same turn.
+    while (i < dirty.length) (dirty[i++] as Connection).flushTurn();
+  } finally {
+    // Should one throw, the rest still go, on the next tick.
+    if (i < dirty.length) {
+      dirty.splice(0, i);
+      process.nextTick(flushDirty);
+    } else dirty.length = 0;
+  }
+}
+
 /**
  * One MQTT connection over a stream socket: frames incoming bytes into packets and batches
  * outgoing writes. Writes in one event-loop turn are gathered and leave as one Buffer when
  * the turn ends. It knows the codec, nothing of topics or sessions. The socket is a
  * net.Socket or tls.TLSSocket used directly, or a WebSocketTransport.
  */
-/** How long a socket closed with a last packet may take to send it before it is cut. */
-const CLOSE_GRACE_MS = 2000;
-
-export class Connection {
+export class Connection implements PacketSink {
   readonly socket: Transport;
-  readonly remoteAddress: string;
   readonly decoder: PacketDecoder;
   handler: ConnectionHandler | null = null;
   bytesReceived = 0;
@@ -52,29 +92,25 @@ export class Connection {
   /** Set by a protocol error: the rest of the input is ignored while the socket closes. */
   private failed = false;
   /**
-   * Bytes written in this event-loop turn, sent as one Buffer when the turn ends. A write
-   * with an id (`writeWithId`) keeps a reference to a shared template and records the patch
-   * here; the copy happens once, into the turn's Buffer, so a delivery allocates nothing.
+   * Writes of this event-loop turn, sent as one Buffer when the turn ends, four slots each:
+   * the bytes; where to write a packet id in them, or -1 for bytes sent as they are; the id,
+   * with the bits to OR into the first byte above bit 16; and a large payload sent after them
+   * by reference (writeWithPayload), or null. A write with an id (`writeWithId`) keeps a
+   * reference to a shared template; the copy happens once, into the turn's Buffer, so a
+   * delivery allocates nothing. Null between turns: an idle connection holds no array.
    */
-  private pending: Buffer[] = [];
-  /** Per pending entry: where to write its packet id, or -1 for bytes sent as they are. */
-  private patchOffsets: number[] = [];
-  /** Per pending entry: the packet id, with the bits to OR into the first byte above bit 16. */
-  private patchValues: number[] = [];
-  /**
-   * Per pending entry: a large payload sent after it by reference (writeWithPayload), or null.
-   * Such payloads are never copied into the turn's Buffer: the turn leaves as one writev.
-   */
-  private tails: (Buffer | null)[] = [];
+  private pending: (Buffer | number | null)[] | null = null;
   private tailCount = 0;
   private tailBytes = 0;
   private patched = 0;
   /** Bytes of the pending entries, not counting their tails. */
   private pendingBytes = 0;
-  private readonly flush = (): void => {
+
+  /** The end of the turn: sends what it wrote (called once per turn, by flushDirty). */
+  flushTurn(): void {
     this.flushScheduled = false;
     this.sendPending();
-  };
+  }
 
   /**
    * Sends what this turn has written so far now, instead of at the end of the turn (the
@@ -85,19 +121,16 @@ export class Connection {
   }
 
   private sendPending(): void {
-    const count = this.pending.length;
-    if (count === 0) return;
+    const pending = this.pending;
+    if (pending === null) return;
+    const count = pending.length / STRIDE;
     if (!this.closed) {
-      if (this.tailCount === 0) this.socket.write(this.gather(count));
-      else this.sendWithTails(count);
+      if (this.tailCount === 0) this.socket.write(this.gather(pending, count));
+      else this.sendWithTails(pending, count);
     }
-    // Fresh empty arrays rather than length = 0: an idle connection then holds no backing
-    // stores (a few hundred bytes each, times every idle connection); a busy one makes four
-    // small arrays per event-loop turn, not per packet.
-    this.pending = [];
-    this.patchOffsets = [];
-    this.patchValues = [];
-    this.tails = [];
+    // A fresh array next turn rather than length = 0: an idle connection then holds none (a
+    // busy one makes one small array per event-loop turn, not per packet).
+    this.pending = null;
     this.tailCount = 0;
     this.tailBytes = 0;
     this.patched = 0;
@@ -108,11 +141,10 @@ export class Connection {
    * One Buffer per turn: a writev of thousands of small buffers costs the event loop far more
    * than one copy, and a slow reader then holds one chunk per turn, not thousands.
    */
-  private gather(count: number): Buffer {
-    const pending = this.pending;
+  private gather(pending: (Buffer | number | null)[], count: number): Buffer {
     if (count === 1 && this.patched === 0) return pending[0] as Buffer;
     const out = Buffer.allocUnsafe(this.pendingBytes);
-    for (let i = 0, at = 0; i < count; i++) at = this.copyEntry(i, out, at);
+    for (let i = 0, at = 0; i < count; i++) at = copyEntry(pending, i * STRIDE, out, at);
     return out;
   }
 
@@ -120,16 +152,16 @@ export class Connection {
    * The turn's small entries copied into one Buffer as usual, with each large payload written
    * by reference where it belongs: one corked writev, no copy of the payloads.
    */
-  private sendWithTails(count: number): void {
+  private sendWithTails(pending: (Buffer | number | null)[], count: number): void {
     const out = Buffer.allocUnsafe(this.pendingBytes);
     const socket = this.socket;
     socket.cork();
     let runStart = 0;
     let at = 0;
     for (let i = 0; i < count; i++) {
-      at = this.copyEntry(i, out, at);
-      const tail = this.tails[i];
-      if (tail !== null && tail !== undefined) {
+      at = copyEntry(pending, i * STRIDE, out, at);
+      const tail = pending[i * STRIDE + 3] as Buffer | null;
+      if (tail !== null) {
         socket.write(out.subarray(runStart, at));
         socket.write(tail);
         runStart = at;
@@ -139,31 +171,28 @@ export class Connection {
     socket.uncork();
   }
 
-  /** Copies pending entry `i` into `out` at `at`, patching its id; returns the next offset. */
-  private copyEntry(i: number, out: Buffer, at: number): number {
-    const bytes = this.pending[i] as Buffer;
-    bytes.copy(out, at);
-    const idOffset = this.patchOffsets[i] as number;
-    if (idOffset >= 0) {
-      const value = this.patchValues[i] as number;
-      out[at] = (out[at] as number) | (value >>> 16);
-      out[at + idOffset] = (value >>> 8) & 0xff;
-      out[at + idOffset + 1] = value & 0xff;
-    }
-    return at + bytes.length;
-  }
-
   constructor(socket: Transport, options: ConnectionOptions = {}) {
     this.socket = socket;
     this.counters = options.counters ?? null;
-    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.decoder = new PacketDecoder((packet) => this.handler?.onPacket(packet), {
-      maxPacketSize: options.maxPacketSize,
-    });
+    // Read once now: the socket caches its peer's address, so it can still be named in a log
+    // line after it closes.
+    void socket.remotePort;
+    this.decoder = new PacketDecoder(this, { maxPacketSize: options.maxPacketSize });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.finish(err));
-    socket.on('close', () => this.finish(undefined));
+    (socket as OwnedTransport)[OWNER] = this;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+  }
+
+  /** The peer's address and port, for log lines (made when asked: most connections never log). */
+  get remoteAddress(): string {
+    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+  }
+
+  /** A whole packet from the decoder. */
+  onPacket(packet: Packet): void {
+    this.handler?.onPacket(packet);
   }
 
   get isClosed(): boolean {
@@ -204,7 +233,7 @@ export class Connection {
     if (this.closed) return;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(this.flush);
+      if (dirty.push(this) === 1) process.nextTick(flushDirty);
     }
     const length = tail === null ? bytes.length : bytes.length + tail.length;
     this.bytesSent += length;
@@ -214,10 +243,9 @@ export class Connection {
       counters.packetsSent[type]++;
       counters.bytesSent[type] += length;
     }
-    this.pending.push(bytes);
-    this.patchOffsets.push(idOffset);
-    this.patchValues.push(value);
-    this.tails.push(tail);
+    const pending = this.pending;
+    if (pending === null) this.pending = [bytes, idOffset, value, tail];
+    else pending.push(bytes, idOffset, value, tail);
     if (tail !== null) {
       this.tailCount++;
       this.tailBytes += tail.length;
@@ -228,7 +256,7 @@ export class Connection {
   /** Flushes what was written, then closes the socket. */
   end(): void {
     if (this.closed) return;
-    this.flush();
+    this.sendPending();
     // destroySoon: end, and destroy once written, so a peer that never closes its side does
     // not hold the socket half-open.
     this.socket.destroySoon();
@@ -260,7 +288,8 @@ export class Connection {
     this.finish(error);
   }
 
-  private onData(chunk: Buffer): void {
+  /** Bytes from the socket (socket listener). */
+  onData(chunk: Buffer): void {
     if (this.closed || this.failed) return;
     this.bytesReceived += chunk.length;
     try {
@@ -279,10 +308,25 @@ export class Connection {
     }
   }
 
-  private finish(error: Error | undefined): void {
+  /** The socket is gone, or going (socket listeners, destroy). */
+  finish(error: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
     if (!this.socket.destroyed) this.socket.destroy();
     this.handler?.onClose(error);
   }
+}
+
+/** Copies the pending entry at `slot` into `out` at `at`, patching its id; returns the next offset. */
+function copyEntry(pending: (Buffer | number | null)[], slot: number, out: Buffer, at: number): number {
+  const bytes = pending[slot] as Buffer;
+  bytes.copy(out, at);
+  const idOffset = pending[slot + 1] as number;
+  if (idOffset >= 0) {
+    const value = pending[slot + 2] as number;
+    out[at] = (out[at] as number) | (value >>> 16);
+    out[at + idOffset] = (value >>> 8) & 0xff;
+    out[at + idOffset + 1] = value & 0xff;
+  }
+  return at + bytes.length;
 }

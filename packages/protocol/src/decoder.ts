@@ -30,6 +30,22 @@ export interface DecoderOptions {
 export type PacketHandler = (packet: Packet) => void;
 
 /**
+ * What a decoder hands its packets to, as an object: a connection passes itself, so the
+ * decoder needs no closure per connection.
+ */
+export interface PacketSink {
+  onPacket(packet: Packet): void;
+}
+
+/**
+ * One reader for every decoder of a thread: a body is decoded whole, synchronously, before
+ * its packet is handed on, so no two decodes ever share it. One per decoder would be ~250
+ * bytes per idle connection, most of it the last chunk it kept alive.
+ */
+const sharedReader = new ByteReader();
+const NO_BYTES = Buffer.alloc(0);
+
+/**
  * Largest cut body allocated whole as soon as its fixed header is read, so it is copied once.
  * A longer one starts at this size (or twice what has arrived) and doubles as bytes come: a
  * header announcing 256 MiB makes the decoder hold at most 128 KiB until the bytes arrive.
@@ -46,11 +62,9 @@ export class PacketDecoder {
   protocolVersion: ProtocolVersion;
   maxPacketSize: number;
 
-  private readonly onPacket: PacketHandler;
+  private readonly sink: PacketSink;
   /** Wire length (fixed header included) of the packet being handed to onPacket: for byte counts. */
   packetLength = 0;
-  private readonly reader = new ByteReader();
-  /** Bytes of a fixed header cut by a chunk boundary (at most 5). */
   /** A fixed header cut by a chunk boundary; made the first time one is (most connections never). */
   private header: Buffer | null = null;
   private headerLength = 0;
@@ -60,8 +74,8 @@ export class PacketDecoder {
   private bodyLength = 0;
   private bodyFirstByte = 0;
 
-  constructor(onPacket: PacketHandler, options: DecoderOptions = {}) {
-    this.onPacket = onPacket;
+  constructor(onPacket: PacketHandler | PacketSink, options: DecoderOptions = {}) {
+    this.sink = typeof onPacket === 'function' ? { onPacket } : onPacket;
     this.maxPacketSize = options.maxPacketSize ?? MAX_PACKET_SIZE;
     this.protocolVersion = options.protocolVersion ?? 4;
   }
@@ -227,11 +241,14 @@ export class PacketDecoder {
     const bodyLength = end - start;
     this.packetLength =
       1 + (bodyLength < 128 ? 1 : bodyLength < 16_384 ? 2 : bodyLength < 2_097_152 ? 3 : 4) + bodyLength;
-    const r = this.reader;
+    const r = sharedReader;
     r.reset(buf, start, end);
     const packet = decodeBody(type, first & 0x0f, r, this.protocolVersion);
+    // The packet keeps the views it needs; the reader must not keep the chunk alive (after a
+    // throw it does until the next decode: one chunk per thread).
+    r.buf = NO_BYTES;
     if (type === 1) this.protocolVersion = (packet as ConnectPacket).protocolVersion;
-    this.onPacket(packet);
+    this.sink.onPacket(packet);
   }
 }
 

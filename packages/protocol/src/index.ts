@@ -1,5 +1,5 @@
 export { CMD_BY_TYPE, MAX_PACKET_SIZE, MAX_REMAINING_LENGTH, PacketType, TYPE_BY_CMD } from './constants.js';
-export { type DecoderOptions, PacketDecoder, type PacketHandler } from './decoder.js';
+export { type DecoderOptions, PacketDecoder, type PacketHandler, type PacketSink } from './decoder.js';
 export {
   DISCONNECT_BYTES,
   type EncodedPublish,

@@ -150,9 +150,9 @@ export function decodeSnapshot(bytes: Uint8Array, limits: SessionLimits): Snapsh
         );
       }
       for (const [id, index, qos, retain, state, share] of s.inflight) {
-        session.inflight.set(id, { id, message: message(index), qos, retain, state, share: share ?? null });
+        session.putInflight({ id, message: message(index), qos, retain, state, share: share ?? null });
       }
-      for (const id of s.qos2In) session.incomingQos2.add(id);
+      for (const id of s.qos2In) session.addIncomingQos2(id);
       session.nextId = s.nextId;
       return session;
     });

@@ -53,7 +53,7 @@ t.test('reset forgets state but keeps the identity', async (t) => {
   const s = new Session('c', Number.POSITIVE_INFINITY, limits);
   s.setSubscription('a/#', 1);
   s.enqueue(msg(0), 1, false);
-  s.incomingQos2.add(5);
+  s.addIncomingQos2(5);
   s.reset();
   t.equal(s.subscriptions.size, 0);
   t.equal(s.queue.length, 0);

@@ -9,9 +9,9 @@ t.test('a snapshot round trip keeps sessions, shared messages once, and retained
   const retained = new Message('status/x', Buffer.from('online'), 1, true, 'x');
   const s1 = new Session('s1', Number.POSITIVE_INFINITY, limits);
   s1.setSubscription('a/#', 2);
-  s1.inflight.set(7, { id: 7, message: shared, qos: 2, retain: false, state: 'pubrel', share: null });
+  s1.putInflight({ id: 7, message: shared, qos: 2, retain: false, state: 'pubrel', share: null });
   s1.queue.push({ message: other, qos: 1, retain: false }, 'drop-oldest');
-  s1.incomingQos2.add(9);
+  s1.addIncomingQos2(9);
   s1.nextId = 8;
   const s2 = new Session('s2', 3600, limits);
   s2.queue.push({ message: shared, qos: 1, retain: false }, 'drop-oldest');

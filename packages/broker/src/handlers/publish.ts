@@ -87,9 +87,9 @@ export function acceptPublish(client: Client, packet: PublishPacket, allowed: bo
     route(client, packet, allowed);
     return;
   }
-  const ids = (client.session as NonNullable<Client['session']>).incomingQos2;
-  const first = !ids.has(id);
-  if (first) ids.add(id);
+  const session = client.session as NonNullable<Client['session']>;
+  const first = !session.incomingQos2.has(id);
+  if (first) session.addIncomingQos2(id);
   if (gated && first) {
     route(client, packet, allowed);
     client.queueAck(() => writePubrec(client.conn, id), memberBarrier(client));
@@ -118,7 +118,7 @@ function acceptDurably(client: Client, packet: PublishPacket, allowed: boolean, 
   const first = !session.incomingQos2.has(id);
   let wait: Promise<void> | null = null;
   if (first) {
-    session.incomingQos2.add(id);
+    session.addIncomingQos2(id);
     // Kept until PUBREL, across nodes: a resend of the id on another node is not a new message.
     if (!session.isTransient) journal.incomingQos2(client.clientId, id, true);
     route(client, packet, allowed);

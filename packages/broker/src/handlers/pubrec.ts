@@ -15,7 +15,7 @@ export function handlePubrec(client: Client, packet: PubrecPacket): void {
   const entry = session?.inflight.get(id);
   if (session !== null && client.v5 !== null && (packet.reasonCode ?? 0) >= 0x80) {
     if (entry !== undefined && entry.qos === 2 && entry.state === 'publish') {
-      session.inflight.delete(id);
+      session.deleteInflight(id);
       if (!session.isTransient) client.broker.journal?.completed(client.clientId, entry.message.id);
       drain(client.broker, session);
     }

@@ -19,7 +19,7 @@ export function handlePubrel(client: Client, packet: PubrelPacket): void {
     client.queueAck(() => writeAckWithReason(client.conn, 'pubcomp', id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND), null);
     return;
   }
-  if (session?.incomingQos2.delete(id) && !session.isTransient && journal !== null) {
+  if (session?.releaseIncomingQos2(id) && !session.isTransient && journal !== null) {
     // The release is stored before PUBCOMP: after a crash, a new PUBLISH under this id must
     // not be taken for a resend of the old one (and dropped).
     journal.incomingQos2(client.clientId, id, false);
