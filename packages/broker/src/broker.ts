@@ -18,6 +18,7 @@ import { Client } from './client.js';
 import type { ClusterLink, SessionJournal } from './cluster-link.js';
 import type { BrokerConfig, LogLevel } from './config.js';
 import { deliver, drain } from './delivery.js';
+import type { HeapTrim } from './heap-trim.js';
 import { type ListenerKind, ListenerSet, logListening } from './listeners.js';
 import type { Logger } from './logger.js';
 import { NodeLimitState } from './node-limits.js';
@@ -110,6 +111,8 @@ export interface BrokerOptions {
    * the memory mark). @default a private one, whose memory mark this broker checks itself
    */
   nodeLimits?: NodeLimitState;
+  /** Collects garbage once a storm of connections settles (heap-trim.ts). @default none */
+  heapTrim?: HeapTrim | null;
 }
 
 /**
@@ -158,6 +161,9 @@ export class Broker {
   /** Retained topics deleted recently, with the (time, id) of the deletion (last writer wins). */
   private readonly tombstones = new Map<string, { time: number; id: number }>();
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly heapTrim: HeapTrim | null;
+  /** Connections opened plus connections closed, ever: what heapTrim watches. */
+  private connectionEvents = 0;
   /** Set while a graceful stop waits for the last connection to close. */
   private onAllClosed: (() => void) | null = null;
   private readonly sys: SysPublisher;
@@ -208,6 +214,7 @@ export class Broker {
     this.access = new Access(config);
     this.checksMemory = options.nodeLimits === undefined;
     this.nodeLimits = options.nodeLimits ?? new NodeLimitState();
+    this.heapTrim = options.heapTrim ?? null;
   }
 
   /** True while the node is above memoryHighWaterMark: CONNECTs refused, QoS 0 shed. */
@@ -328,6 +335,7 @@ export class Broker {
       Date.now(),
     );
     this.connections.add(client);
+    this.connectionEvents++;
     if (client.debugEnabled) client.log.debug('connection accepted');
   }
 
@@ -380,6 +388,7 @@ export class Broker {
   /** A connection ended, for whatever reason: will, session detach, bookkeeping. */
   clientClosed(client: Client, error: Error | undefined): void {
     if (!this.connections.delete(client)) return;
+    this.connectionEvents++;
     if (this.connections.size === 0) this.onAllClosed?.();
     const wasConnected = client.state === 'connected';
     if (wasConnected) this.stats.clientsConnected--;
@@ -765,6 +774,15 @@ export class Broker {
   }
 
   /** Keepalive (1.5 x the client's interval [MQTT-3.1.2-24]) and connect timeouts. */
+  private trimHeap(now: number): void {
+    const started = performance.now();
+    const events = (this.heapTrim as HeapTrim).observe(this.connectionEvents, now);
+    if (events > 0 && this.log.isLevelEnabled('debug')) {
+      const ms = Math.round(performance.now() - started);
+      this.log.debug({ connectionEvents: events, ms }, 'heap collected after a storm of connections');
+    }
+  }
+
   private sweep(): void {
     const now = Date.now();
     this.clock.now = now;
@@ -776,6 +794,7 @@ export class Broker {
       else if (now >= session.expiresAt) this.expireSession(session);
     }
     if (this.checksMemory) this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log);
+    if (this.heapTrim !== null) this.trimHeap(now);
     const connectDeadline = now - this.config.connectTimeoutMs;
     for (const client of this.connections) {
       if (client.state === 'new' || client.state === 'connecting') {

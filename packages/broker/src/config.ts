@@ -90,6 +90,11 @@ export interface BrokerConfig {
   /** Routing workers (threads) of this node. @default the number of available CPU cores */
   workers: number;
   /**
+   * Connections opened and closed on a routing worker after which, once they settle, it runs
+   * one full garbage collection (heap-trim.ts); 0 never does. @default 1000
+   */
+  heapTrimConnections: number;
+  /**
    * Password file (`tern passwd` writes it): user names and salted scrypt hashes checked at
    * CONNECT; '' = none. @default ''
    */
@@ -209,6 +214,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze({
   persistenceFile: '',
   persistenceInterval: 60,
   workers: availableParallelism(),
+  heapTrimConnections: 1000,
   passwordFile: '',
   allowAnonymous: 'auto',
   aclFile: '',
@@ -283,6 +289,7 @@ const RULES: Record<keyof BrokerConfig, Rule> = {
   persistenceFile: { kind: 'string', emptyAllowed: true },
   persistenceInterval: { kind: 'int', min: 0, max: 86_400 },
   workers: { kind: 'int', min: 1, max: 256 },
+  heapTrimConnections: { kind: 'int', min: 0, max: 10_000_000 },
   passwordFile: { kind: 'string', emptyAllowed: true },
   allowAnonymous: { kind: 'auto-bool' },
   aclFile: { kind: 'string', emptyAllowed: true },
@@ -395,6 +402,7 @@ const FLAG_TO_KEY: Record<string, keyof BrokerConfig> = {
   '--persistence-file': 'persistenceFile',
   '--persistence-interval': 'persistenceInterval',
   '--workers': 'workers',
+  '--heap-trim-connections': 'heapTrimConnections',
   '--password-file': 'passwordFile',
   '--allow-anonymous': 'allowAnonymous',
   '--acl-file': 'aclFile',
@@ -585,6 +593,9 @@ which override the config file, which overrides the defaults.
       --persistence-file <f>   save sessions and retained messages here, load them at start ('' = off)
       --persistence-interval <s> seconds between saves, 0 = only at shutdown (default ${DEFAULT_CONFIG.persistenceInterval})
       --workers <n>            routing worker threads (default: CPU cores, ${DEFAULT_CONFIG.workers} here)
+      --heap-trim-connections <n>
+                               collect garbage after this many connections come or go, 0 = never
+                               (default ${DEFAULT_CONFIG.heapTrimConnections})
       --password-file <f>      users and scrypt hashes checked at CONNECT ('' = none; see tern passwd)
       --allow-anonymous[=auto] let clients without a user name in (--no-allow-anonymous: refuse them;
                                default auto: allowed exactly when no password file is configured)

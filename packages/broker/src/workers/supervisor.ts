@@ -11,6 +11,7 @@ import { decodeSnapshot, encodeSnapshot, type Message, type Session } from '@ter
 import { type AccessReloadResult, loadAccessTables, logAccessPolicy, logAccessReload } from '../access/access.js';
 import { loadAuthPlugin } from '../access/plugin.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
+import { exposedCollector, HeapTrim } from '../heap-trim.js';
 import { type ListenerFds, type ListenerKind, logListening } from '../listeners.js';
 import type { Logger } from '../logger.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
@@ -95,6 +96,10 @@ export class Supervisor {
   private memoryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   private clientsMaximum = 0;
+  /** Client id claims and releases, ever: what heapTrim watches. */
+  private clientIdEvents = 0;
+  /** Collects this thread's garbage once a storm of connections settles; null when not exposed. */
+  private readonly heapTrim: HeapTrim | null;
   /** The node's member in its cluster (with `redis` configured), else null. */
   private gateway: NodeGateway | null = null;
 
@@ -112,6 +117,8 @@ export class Supervisor {
       grant: (worker, req, session, from, refused) =>
         this.post(worker, { t: 'claimed', req, session, from, refused: refused ?? null }, transferOf(session)),
     });
+    const collect = config.heapTrimConnections > 0 ? exposedCollector() : null;
+    this.heapTrim = collect === null ? null : new HeapTrim(collect, config.heapTrimConnections);
   }
 
   get workerCount(): number {
@@ -229,10 +236,17 @@ export class Supervisor {
    * worker); the workers read the state from shared memory.
    */
   private startMemoryCheck(): void {
-    this.memoryTimer = setInterval(
-      () => this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log),
-      MEMORY_CHECK_INTERVAL_MS,
-    );
+    this.memoryTimer = setInterval(() => {
+      this.nodeLimits.checkMemory(this.config.memoryHighWaterMark, this.log);
+      // Every connection's client id passes through here (claims, then gone): this thread's
+      // storm garbage is handed back as the workers' is (heap-trim.ts).
+      if (this.heapTrim?.observe(this.clientIdEvents, Date.now())) {
+        this.log.debug(
+          { clientIdEvents: this.clientIdEvents },
+          'supervisor heap collected after a storm of connections',
+        );
+      }
+    }, MEMORY_CHECK_INTERVAL_MS);
     this.memoryTimer.unref();
   }
 
@@ -417,9 +431,11 @@ export class Supervisor {
   private receive(slot: Slot, message: FromWorker): void {
     switch (message.t) {
       case 'claim':
+        this.clientIdEvents++;
         this.registry.claim(slot.index, message.req, message.clientId, message.clean, message.expiry);
         return;
       case 'gone':
+        this.clientIdEvents++;
         this.registry.gone(slot.index, message.clientId);
         return;
       case 'settled':
