@@ -26,7 +26,7 @@
  *               until all have arrived; the retained messages are deleted afterwards
  *   idle        --connections (default 10,000) connections with CONNECT, at most --concurrency
  *               handshakes at once (and at most --ramp per second if set); connect rate and
- *               CONNACK latency; with --broker-pid the broker's RSS (VmRSS, settled) before and
+ *               CONNACK latency; with --broker-pid the broker's RSS (VmRSS, still for 3 s) before and
  *               after, and KiB per idle connection
  *   soak        4 publishers -> 4 subscribers, QoS 1, at a fixed --rate (default 4000 msgs/s) for
  *               --duration (default 60 s); per slice (--slice, default a tenth) delivered rate,
@@ -597,6 +597,54 @@ async function runRetained(run) {
  * idle: opens connections (CONNECT, wait for CONNACK) with at most `concurrency` handshakes in
  * flight and at most `ramp` starts per second; holds them while the broker's RSS settles.
  */
+/**
+ * Opens `count` connections with CONNECT (at most `concurrency` handshakes at once), then ends
+ * them with DISCONNECT and waits for every one to close. Run before the idle scenario's first
+ * RSS reading, so the baseline is a broker that has served connections before (code compiled,
+ * pools and tables grown, a cold start's garbage collected) and the growth is what the held
+ * connections cost. Resolves with how many got a CONNACK.
+ */
+async function warmUpConnections(run, count, localAddress) {
+  if (count === 0) return 0;
+  let next = 0;
+  let acked = 0;
+  const sockets = [];
+  await new Promise((resolve) => {
+    let settled = 0;
+    const one = () => {
+      if (next >= count) return;
+      const i = next++;
+      const socket = net.connect({ host: run.host, port: run.port, localAddress: localAddress(i) });
+      sockets.push(socket);
+      let done = false;
+      const finish = (ok) => {
+        if (done) return;
+        done = true;
+        if (ok) acked++;
+        else socket.destroy();
+        if (++settled === count) resolve();
+        else one();
+      };
+      socket.on('connect', () => socket.write(connectBytes(`bench-warm-${process.pid}-${i}`, true, run.keepalive)));
+      socket.once('data', (chunk) => finish(chunk[0] === 0x20));
+      socket.on('error', () => finish(false));
+      socket.on('close', () => finish(false));
+    };
+    for (let k = 0; k < run.concurrency; k++) one();
+  });
+  await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise((resolve) => {
+          if (s.destroyed) return resolve();
+          s.once('close', resolve);
+          s.end(DISCONNECT_BYTES);
+        }),
+    ),
+  );
+  return acked;
+}
+
 async function runIdle(run) {
   const n = run.connections;
   const pid = run.brokerPid;
@@ -616,6 +664,7 @@ async function runIdle(run) {
   if (sources > 1 && !ipv4) throw new Error('idle: --source-ips needs an IPv4 loopback --host');
   const localAddress = (i) => (sources > 1 ? `127.0.0.${1 + (i % sources)}` : undefined);
 
+  const warmedUp = await warmUpConnections(run, run.warmupConnections, localAddress);
   const before = pid ? await settledRss(pid, { timeoutMs: run.settleTimeout * 1000 }) : null;
   const sockets = [];
   const errorCodes = {};
@@ -628,79 +677,99 @@ async function runIdle(run) {
   const t0 = performance.now();
   let lastConnackAt = t0;
 
-  await new Promise((resolve) => {
-    let next = 0;
-    let active = 0;
-    let settled = 0;
-    let rampTimer = null;
-    const finish = () => {
-      active--;
-      if (++settled === n) resolve();
+  // Opened in two halves: the broker's RSS is also read (settled) at the midpoint, so the cost
+  // of the second half is a figure no baseline effect can touch (see kibPerConnectionSecondHalf).
+  let next = 0;
+  let active = 0;
+  let settled = 0;
+  let rampTimer = null;
+  let target = 0;
+  let reached = null;
+  const openUpTo = (count) =>
+    new Promise((resolve) => {
+      target = count;
+      reached = resolve;
+      if (settled >= target) resolve();
       else launch();
-    };
-    const open = (i) => {
-      active++;
-      c.opened++;
-      const started = performance.now();
-      const socket = net.connect({ host: run.host, port: run.port, localAddress: localAddress(i) });
-      sockets.push(socket);
-      let state = 0; // 0 waiting, 1 connected, 2 failed
-      let got = null;
-      const failed = (why) => {
-        if (state !== 0) return;
-        state = 2;
-        c.failed++;
-        errorCodes[why] = (errorCodes[why] ?? 0) + 1;
-        socket.destroy();
-        finish();
-      };
-      socket.on('connect', () => socket.write(connectBytes(`bench-idle-${process.pid}-${i}`, true, run.keepalive)));
-      socket.on('data', (chunk) => {
-        if (state !== 0) return;
-        got = got === null ? chunk : Buffer.concat([got, chunk]);
-        if (got.length < 4) return;
-        if (got[0] !== 0x20 || got[1] !== 2 || got[3] !== 0) {
-          failed(got[0] === 0x20 ? `CONNACK ${got[3]}` : 'not a CONNACK');
-          return;
-        }
-        state = 1;
-        const now = performance.now();
-        lastConnackAt = now;
-        handshake.recordMs(now - started);
-        c.connected++;
-        finish();
-      });
-      socket.on('error', (err) => {
-        firstError ??= err.message;
-        failed(err.code ?? err.message);
-      });
-      socket.on('close', () => {
-        c.closed++;
-        if (state === 0) failed('closed before CONNACK');
-        else if (state === 1 && !closing) dropped++;
-        if (closing && c.closed === c.opened) run.allClosed?.();
-      });
-    };
-    const launch = () => {
-      const now = performance.now();
-      let limit = n;
-      if (run.ramp > 0) limit = Math.min(n, Math.floor(((now - t0) * run.ramp) / 1000) + 1);
-      while (active < run.concurrency && next < limit) open(next++);
-      if (next < n && active < run.concurrency && rampTimer === null) {
-        const at = t0 + (next * 1000) / run.ramp;
-        rampTimer = setTimeout(
-          () => {
-            rampTimer = null;
-            launch();
-          },
-          Math.max(1, at - now),
-        );
-      }
-    };
-    if (n === 0) resolve();
+    });
+  // Ramp: at most run.ramp starts per second from the start of each half.
+  let phaseStart = t0;
+  let phaseBase = 0;
+  const finish = () => {
+    active--;
+    if (++settled === target) reached();
     else launch();
-  });
-  const connectSeconds = (lastConnackAt - t0) / 1000;
+  };
+  const open = (i) => {
+    active++;
+    c.opened++;
+    const started = performance.now();
+    const socket = net.connect({ host: run.host, port: run.port, localAddress: localAddress(i) });
+    sockets.push(socket);
+    let state = 0; // 0 waiting, 1 connected, 2 failed
+    let got = null;
+    const failed = (why) => {
+      if (state !== 0) return;
+      state = 2;
+      c.failed++;
+      errorCodes[why] = (errorCodes[why] ?? 0) + 1;
+      socket.destroy();
+      finish();
+    };
+    socket.on('connect', () => socket.write(connectBytes(`bench-idle-${process.pid}-${i}`, true, run.keepalive)));
+    socket.on('data', (chunk) => {
+      if (state !== 0) return;
+      got = got === null ? chunk : Buffer.concat([got, chunk]);
+      if (got.length < 4) return;
+      if (got[0] !== 0x20 || got[1] !== 2 || got[3] !== 0) {
+        failed(got[0] === 0x20 ? `CONNACK ${got[3]}` : 'not a CONNACK');
+        return;
+      }
+      state = 1;
+      const now = performance.now();
+      lastConnackAt = now;
+      handshake.recordMs(now - started);
+      c.connected++;
+      finish();
+    });
+    socket.on('error', (err) => {
+      firstError ??= err.message;
+      failed(err.code ?? err.message);
+    });
+    socket.on('close', () => {
+      c.closed++;
+      if (state === 0) failed('closed before CONNACK');
+      else if (state === 1 && !closing) dropped++;
+      if (closing && c.closed === c.opened) run.allClosed?.();
+    });
+  };
+  const launch = () => {
+    const now = performance.now();
+    let limit = target;
+    if (run.ramp > 0) limit = Math.min(target, phaseBase + Math.floor(((now - phaseStart) * run.ramp) / 1000) + 1);
+    while (active < run.concurrency && next < limit) open(next++);
+    if (next < target && active < run.concurrency && rampTimer === null) {
+      const at = phaseStart + ((next - phaseBase) * 1000) / run.ramp;
+      rampTimer = setTimeout(
+        () => {
+          rampTimer = null;
+          launch();
+        },
+        Math.max(1, at - now),
+      );
+    }
+  };
+  const half = Math.floor(n / 2);
+  await openUpTo(half);
+  let connectMs = lastConnackAt - t0;
+  const mid = pid && half > 0 ? await settledRss(pid, { timeoutMs: run.settleTimeout * 1000 }) : null;
+  const openAtMid = c.connected - dropped;
+  phaseStart = performance.now();
+  phaseBase = next;
+  lastConnackAt = phaseStart;
+  await openUpTo(n);
+  connectMs += lastConnackAt - phaseStart;
+  const connectSeconds = connectMs / 1000;
   const cpu = cpuEnd();
   const after = pid ? await settledRss(pid, { timeoutMs: run.settleTimeout * 1000 }) : null;
   const stillOpen = c.connected - dropped;
@@ -729,10 +798,18 @@ async function runIdle(run) {
     concurrency: run.concurrency,
     ramp: run.ramp,
     sourceIps: sources,
+    warmupConnections: warmedUp,
     brokerRssBeforeKiB: before?.kib ?? null,
     brokerRssAfterKiB: after?.kib ?? null,
     rssSettled: before !== null && after !== null ? { before: before.settled, after: after.settled } : null,
     kibPerConnection: grown !== null && stillOpen > 0 ? round3(grown / stillOpen) : null,
+    brokerRssMidKiB: mid?.kib ?? null,
+    // The second half's growth over the second half's connections: what one more connection
+    // costs a broker already holding thousands (no warm-up or baseline effect reaches it).
+    kibPerConnectionSecondHalf:
+      mid !== null && after !== null && stillOpen > openAtMid
+        ? round3((after.kib - mid.kib) / (stillOpen - openAtMid))
+        : null,
     closeSeconds: round3((performance.now() - tc) / 1000),
     closedInTime,
     fdLimit: limits?.soft ?? null,
@@ -778,7 +855,9 @@ const USAGE = `usage: tern-bench --scenario <${Object.keys(SCENARIOS).join('|')}
   --ramp <conns/s>          idle: at most this many new connections per second (default 0: no cap)
   --source-ips <n>          idle: spread connections over 127.0.0.1..127.0.0.n (default: enough
                             for the ephemeral port range, 1 up to ~25k connections)
-  --settle-timeout <s>      idle: longest wait for the broker's RSS to settle (default 10)
+  --warmup-connections <n>  idle: connections opened and closed before the first RSS reading, so
+                            the baseline is a broker that has served connections (default 1000)
+  --settle-timeout <s>      idle: longest wait for the broker's RSS to hold still for 3 s (default 20)
   --slice <s>               soak: seconds per slice (default a tenth of --duration, at least 1)
   --keep-retained           retained: leave the retained messages on the broker
   --drain-timeout <s>       longest wait for in-flight messages after publishing (default 10)
@@ -817,7 +896,8 @@ function parseCli(argv) {
       concurrency: { type: 'string', default: '64' },
       ramp: { type: 'string', default: '0' },
       'source-ips': { type: 'string', default: '0' },
-      'settle-timeout': { type: 'string', default: '10' },
+      'settle-timeout': { type: 'string', default: '20' },
+      'warmup-connections': { type: 'string', default: '1000' },
       slice: { type: 'string' },
       'keep-retained': { type: 'boolean', default: false },
       'drain-timeout': { type: 'string', default: '10' },
@@ -878,6 +958,7 @@ function parseCli(argv) {
     ramp: num('ramp', values.ramp, 0, 1e9),
     sourceIps: num('source-ips', values['source-ips'], 0, 250),
     settleTimeout: num('settle-timeout', values['settle-timeout'], 0, 600),
+    warmupConnections: num('warmup-connections', values['warmup-connections'], 0, 10_000_000),
     sliceSeconds:
       kind === 'soak' || values.slice !== undefined
         ? num('slice', values.slice ?? Math.max(1, duration / 10), 0.1, 3600)
@@ -939,7 +1020,7 @@ function describe(r) {
     if (r.connackLatencyMs) lines.push(`  CONNECT -> CONNACK ms: ${latencyText(r.connackLatencyMs)}`);
     if (r.brokerRssBeforeKiB !== null) {
       lines.push(
-        `  broker RSS ${r.brokerRssBeforeKiB} KiB -> ${r.brokerRssAfterKiB} KiB (settled: ${r.rssSettled.before}/${r.rssSettled.after}): ${r.kibPerConnection} KiB per idle connection`,
+        `  broker RSS ${r.brokerRssBeforeKiB} KiB -> ${r.brokerRssMidKiB} KiB (half) -> ${r.brokerRssAfterKiB} KiB (settled: ${r.rssSettled.before}/${r.rssSettled.after}): ${r.kibPerConnection} KiB per idle connection, ${r.kibPerConnectionSecondHalf} KiB for each of the second half`,
       );
     } else lines.push('  broker RSS: n/a (give --broker-pid)');
   } else if (r.deliveredRate !== undefined) {

@@ -75,17 +75,20 @@ export function rssKiB(pid) {
 }
 
 /**
- * Polls a process's RSS every `intervalMs` until two successive readings agree (within
- * `toleranceKiB` or `tolerance` of the reading, whichever is larger), at most `timeoutMs`.
+ * Polls a process's RSS every `intervalMs` until it has held still for `stableMs`: every
+ * reading in that window within `toleranceKiB` or `tolerance` of the latest, whichever is
+ * larger; at most `timeoutMs`. A process's memory right after a burst is not its steady state
+ * (a garbage collection may still hand pages back), so two agreeing readings are not enough.
  * Resolves { kib, settled, readings, ms } (kib: the last reading), or null without /proc.
  */
 export async function settledRss(
   pid,
-  { intervalMs = 250, timeoutMs = 10000, toleranceKiB = 64, tolerance = 0.002, signal } = {},
+  { intervalMs = 250, stableMs = 3000, timeoutMs = 20000, toleranceKiB = 64, tolerance = 0.002, signal } = {},
 ) {
-  let last = rssKiB(pid);
-  if (last === null) return null;
-  const t0 = performance.now();
+  const first = rssKiB(pid);
+  if (first === null) return null;
+  const window = [{ kib: first, at: performance.now() }];
+  const t0 = window[0].at;
   let readings = 1;
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
@@ -93,12 +96,18 @@ export async function settledRss(
     const kib = rssKiB(pid);
     if (kib === null) return null;
     readings++;
-    const agree = Math.abs(kib - last) <= Math.max(toleranceKiB, kib * tolerance);
-    last = kib;
-    if (agree) return { kib, settled: true, readings, ms: Math.round(performance.now() - t0) };
-    if (performance.now() - t0 > timeoutMs) break;
+    const now = performance.now();
+    window.push({ kib, at: now });
+    const limit = Math.max(toleranceKiB, kib * tolerance);
+    // Keep only the readings that agree with this one, back to the first that does not.
+    let from = window.length - 1;
+    while (from > 0 && Math.abs(window[from - 1].kib - kib) <= limit) from--;
+    window.splice(0, from);
+    if (now - window[0].at >= stableMs) return { kib, settled: true, readings, ms: Math.round(now - t0) };
+    if (now - t0 > timeoutMs) break;
   }
-  return { kib: last, settled: false, readings, ms: Math.round(performance.now() - t0) };
+  const last = window[window.length - 1];
+  return { kib: last.kib, settled: false, readings, ms: Math.round(performance.now() - t0) };
 }
 
 /** Open-file limits { soft, hard } of a process ('self' for this one) from /proc, or null. */
