@@ -10,7 +10,8 @@ export type RejectReason =
   | 'identifier-rejected'
   | 'bad-credentials'
   | 'not-authorized'
-  | 'server-unavailable';
+  | 'server-unavailable'
+  | 'packet-too-large';
 
 /** What the topic ACL refused: a label of tern_acl_denied_total. */
 export type AclDenial = 'publish' | 'subscribe' | 'will' | 'delivery' | 'retained';
@@ -60,6 +61,7 @@ export class BrokerStats {
     'bad-credentials': 0,
     'not-authorized': 0,
     'server-unavailable': 0,
+    'packet-too-large': 0,
   };
   /** Connections ended, by the first reason to close them (see CloseReason). */
   readonly disconnects: Record<CloseReason, number> = {

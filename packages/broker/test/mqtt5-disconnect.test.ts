@@ -35,6 +35,30 @@ t.test('server-initiated DISCONNECT', async (t) => {
   });
 
   await t.test(
+    'a client that asked for no problem information is told by the reason code alone [MQTT-3.1.2-29]',
+    async (t) => {
+      const { client } = await RawClient.connected(port, {
+        ...v5,
+        clientId: 'd5-quiet',
+        properties: { requestProblemInformation: false },
+      });
+      client.send({
+        cmd: 'publish',
+        topic: 'd5/quiet',
+        payload: Buffer.alloc(2000),
+        qos: 0,
+        retain: false,
+        dup: false,
+      });
+      const bye = await client.expect('disconnect');
+      t.equal(bye.reasonCode, 0x95);
+      t.equal(bye.properties?.reasonString, undefined, 'no reason string');
+      t.equal(bye.properties?.userProperties, undefined, 'no user properties');
+      await client.waitClosed();
+    },
+  );
+
+  await t.test(
     'a DISCONNECT drops its reason string to fit the client’s maximum packet size [MQTT-3.14.2-3]',
     async (t) => {
       const { client } = await RawClient.connected(port, {
@@ -95,4 +119,27 @@ t.test('0x9C with the server reference at shutdown when one is configured', asyn
   t.equal(bye.reasonCode, 0x9c);
   t.equal(bye.properties?.serverReference, 'other.example:1883');
   await stopping;
+});
+
+t.test('above memoryHighWaterMark an MQTT 5 CONNECT is refused 0x89 (server busy)', async (t) => {
+  // One byte: every process is above it.
+  const tb = await startBroker({ memoryHighWaterMark: 1 });
+  t.teardown(tb.stop);
+  await tb.logs.waitFor('memory high-water mark reached');
+  const client = await RawClient.open(tb.port, 5);
+  const refused = await client.connect({ clientId: 'd5-busy' });
+  t.equal(refused.returnCode, 0x89);
+  t.equal(refused.properties?.serverReference, undefined);
+  await client.waitClosed();
+});
+
+t.test('above memoryHighWaterMark with a server reference: CONNACK 0x9C names the other server', async (t) => {
+  const tb = await startBroker({ memoryHighWaterMark: 1, serverReference: 'spare.example:1883' });
+  t.teardown(tb.stop);
+  await tb.logs.waitFor('memory high-water mark reached');
+  const client = await RawClient.open(tb.port, 5);
+  const refused = await client.connect({ clientId: 'd5-elsewhere' });
+  t.equal(refused.returnCode, 0x9c, 'use another server');
+  t.equal(refused.properties?.serverReference, 'spare.example:1883');
+  await client.waitClosed();
 });

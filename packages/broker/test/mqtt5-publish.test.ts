@@ -381,6 +381,108 @@ t.test('MQTT 5 PUBLISH', async (t) => {
   );
 
   await t.test(
+    'topic aliases live as long as the connection [MQTT-3.3.2-7]: after a reconnect, a resent PUBLISH and the next new one carry their topic again',
+    async (t) => {
+      const connect = { clean: false, properties: { sessionExpiryInterval: 300, topicAliasMaximum: 2 } };
+      const { client: first } = await connect5(t, port, 'alias-reconn', connect);
+      await subscribe5(first, [{ topic: 'ralias/t', qos: 1 }]);
+      const { client: pub } = await connect5Elsewhere(t, tb, 'alias-reconn', 'alias-reconn-pub');
+      await publish5(pub, 'ralias/t', 'one', 1);
+      await publish5(pub, 'ralias/t', 'two', 1);
+      const one = await receive(first);
+      t.same([one.topic, text(one)], ['ralias/t', 'one'], 'the first sets the alias with its topic');
+      const alias = one.properties?.topicAlias;
+      t.ok(alias !== undefined, `an alias was set (${alias})`);
+      // The second goes by the alias alone, and is left unacknowledged.
+      const two = await receive(first, false);
+      t.same([two.topic, two.properties?.topicAlias, text(two)], ['', alias, 'two'], 'the second by the alias alone');
+      first.destroy();
+      await first.waitClosed();
+      await serverClosed(tb, 'alias-reconn');
+
+      const { client: again, connack } = await connect5(t, port, 'alias-reconn', connect);
+      t.equal(connack.sessionPresent, true);
+      const resent = await receive(again);
+      t.equal(text(resent), 'two');
+      t.equal(resent.dup, true, 'resent with DUP=1');
+      t.equal(resent.topic, 'ralias/t', 'with its topic: the alias of the old connection means nothing now');
+      await publish5(pub, 'ralias/t', 'three', 1);
+      await publish5(pub, 'ralias/t', 'four', 1);
+      const later = [await receive(again), await receive(again)];
+      t.same(payloads(later), ['three', 'four']);
+      // Every alias used alone on this connection was set, with its topic, on this connection.
+      const setHere = new Map<number, string>();
+      for (const p of [resent, ...later]) {
+        const a = p.properties?.topicAlias;
+        if (a === undefined) t.equal(p.topic, 'ralias/t');
+        else if (p.topic !== '') setHere.set(a, p.topic);
+        else t.equal(setHere.get(a), 'ralias/t', `alias ${a} used alone was set on this connection first`);
+      }
+      t.equal(later[1]?.topic, '', 'and once set, the alias is used alone again');
+    },
+  );
+
+  await t.test(
+    'topic aliases both ways between MQTT.js v5 clients: the publisher’s aliases are resolved, the subscriber is sent aliases of its own, every message arrives on its topic',
+    async (t) => {
+      const open = async (clientId: string, options: mqtt.IClientOptions): Promise<MqttClient> => {
+        const c = await mqtt.connectAsync({
+          port,
+          host: '127.0.0.1',
+          clientId,
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+          ...options,
+        });
+        t.teardown(() => c.endAsync(true));
+        return c;
+      };
+      // The subscriber allows two aliases; MQTT.js resolves the ones it is sent.
+      const sub = await open('mjs-alias-sub', { properties: { topicAliasMaximum: 2 } });
+      const wire: Array<[string, number | undefined]> = [];
+      sub.on('packetreceive', (p) => {
+        if (p.cmd === 'publish') wire.push([p.topic, p.properties?.topicAlias]);
+      });
+      const got: Array<[string, string]> = [];
+      let all: () => void = () => {};
+      const arrived = new Promise<void>((resolve) => {
+        all = resolve;
+      });
+      await sub.subscribeAsync('mjs-alias/#', { qos: 1 });
+      // With routing workers, the aliased publishes cross to the subscriber's worker.
+      const { client: pub } = await onAnotherWorker(
+        tb,
+        'mjs-alias-sub',
+        'mjs-alias-pub',
+        (clientId) => open(clientId, { autoAssignTopicAlias: true }),
+        (c) => c.endAsync(true),
+      );
+      const sentWire: Array<[string, number | undefined]> = [];
+      pub.on('packetsend', (p) => {
+        if (p.cmd === 'publish') sentWire.push([p.topic, p.properties?.topicAlias]);
+      });
+      const sent = ['a', 'b', 'a', 'b', 'a', 'b'].map((leaf, i) => [`mjs-alias/${leaf}`, `m${i}`] as const);
+      sub.on('message', (topic, payload) => {
+        got.push([topic, payload.toString()]);
+        if (got.length === sent.length) all();
+      });
+      for (const [topic, payload] of sent) await pub.publishAsync(topic, payload, { qos: 1 });
+      await arrived;
+      t.same(got, sent, 'every message on its own topic, in order');
+      t.ok(
+        sentWire.filter(([topic, alias]) => topic === '' && alias !== undefined).length >= 4,
+        `the publisher sent most by alias alone (${JSON.stringify(sentWire)})`,
+      );
+      const aliased = wire.filter(([topic, alias]) => topic === '' && alias !== undefined);
+      t.equal(aliased.length, 4, `the broker sent the repeats by alias alone (${JSON.stringify(wire)})`);
+      t.ok(
+        wire.every(([, alias]) => alias !== undefined && alias >= 1 && alias <= 2),
+        'within the subscriber’s topic alias maximum',
+      );
+    },
+  );
+
+  await t.test(
     'maximum packet size of the client: a larger PUBLISH is not sent to it, and it is dropped, not held [MQTT-3.1.2-24] [MQTT-3.1.2-25]',
     async (t) => {
       // Receive maximum 1 too: a QoS 1 message that stayed in flight would stop everything after it.

@@ -56,6 +56,33 @@ t.test('shared subscriptions', async (t) => {
     t.same(everything.sort(), [...sent].sort(), 'the ordinary subscriber got them all');
   });
 
+  await t.test('round robin: two members take turns, message by message', async (t) => {
+    // Wherever the two sit (one worker or two), the member where a message enters picks among
+    // itself and the other, and a worker with both picks among its own: either way they alternate.
+    const { client: a } = await connect5(t, port, 'sh-rr-a');
+    t.same(await subscribe5(a, [{ topic: '$share/rr/sh/rr', qos: 1 }]), [1]);
+    const { client: b } = await connect5Elsewhere(t, tb, 'sh-rr-a', 'sh-rr-b');
+    t.same(await subscribe5(b, [{ topic: '$share/rr/sh/rr', qos: 1 }]), [1]);
+    const { client: pub } = await connect5(t, port, 'sh-rr-pub');
+    const sent = Array.from({ length: 12 }, (_, i) => `n${i}`);
+    for (const m of sent) await publish5(pub, 'sh/rr', m, 1);
+    await settled(pub);
+    const take = async (member: RawClient) => {
+      const packets = publishes(await untilPingresp(member));
+      for (const p of packets) member.send({ cmd: 'puback', messageId: p.messageId as number });
+      return packets.map((p) => p.payload.toString());
+    };
+    const toA = await take(a);
+    const toB = await take(b);
+    const even = sent.filter((_, i) => i % 2 === 0);
+    const odd = sent.filter((_, i) => i % 2 === 1);
+    t.ok(
+      (toA.join() === even.join() && toB.join() === odd.join()) ||
+        (toA.join() === odd.join() && toB.join() === even.join()),
+      `one member gets every other message, the other the rest, in order (a: ${toA.join()}; b: ${toB.join()})`,
+    );
+  });
+
   await t.test('a member that leaves with messages unacknowledged: another member gets them', async (t) => {
     const { client: leaving } = await connect5(t, port, 'sh-leaving');
     await subscribe5(leaving, [{ topic: '$share/g2/sh/re', qos: 1 }]);
@@ -80,6 +107,55 @@ t.test('shared subscriptions', async (t) => {
     }
     t.same(got.sort(), [...sent].sort(), 'the staying member ends up with all of them');
   });
+
+  await t.test(
+    'a member that leaves with its share still queued (past its receive maximum): another member gets those too; its own subscriptions’ messages stay with its session',
+    async (t) => {
+      const connect = { clean: false, properties: { sessionExpiryInterval: 300, receiveMaximum: 1 } };
+      const { client: leaving } = await connect5(t, port, 'sh-queued', connect);
+      await subscribe5(leaving, [
+        { topic: '$share/g9/sh/queued', qos: 1 },
+        { topic: 'sh/own', qos: 1 },
+      ]);
+      const { client: staying } = await connect5Elsewhere(t, tb, 'sh-queued', 'sh-queued-stay');
+      await subscribe5(staying, [{ topic: '$share/g9/sh/queued', qos: 1 }]);
+      const { client: pub } = await connect5(t, port, 'sh-queued-pub');
+      const sent = Array.from({ length: 10 }, (_, i) => `s${i}`);
+      for (const m of sent) await publish5(pub, 'sh/queued', m, 1);
+      await publish5(pub, 'sh/own', 'own-1', 1);
+      await publish5(pub, 'sh/own', 'own-2', 1);
+      await settled(pub);
+      // Receive maximum 1: one PUBLISH in flight, the rest of its share waits in its queue.
+      const inflight = publishes(await untilPingresp(leaving));
+      t.equal(inflight.length, 1, 'one in flight, unacknowledged');
+      leaving.destroy();
+      await leaving.waitClosed();
+
+      const got: string[] = [];
+      while (got.length < sent.length) {
+        const p = await staying.next();
+        if (p.cmd !== 'publish') continue;
+        staying.send({ cmd: 'puback', messageId: p.messageId as number });
+        got.push(p.payload.toString());
+      }
+      t.same(got.sort(), [...sent].sort(), 'the staying member ends up with the whole share');
+
+      const { client: back, connack } = await connect5(t, port, 'sh-queued', {
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+      });
+      t.equal(connack.sessionPresent, true);
+      await publish5(pub, 'sh/own', 'marker', 1);
+      const mine: string[] = [];
+      for (;;) {
+        const p = await back.expect('publish');
+        back.send({ cmd: 'puback', messageId: p.messageId as number });
+        mine.push(p.payload.toString());
+        if (p.payload.toString() === 'marker') break;
+      }
+      t.same(mine, ['own-1', 'own-2', 'marker'], 'the returning member gets its own messages, none of the share');
+    },
+  );
 
   await t.test('a lone persistent member keeps what it had not acknowledged: resent when it returns', async (t) => {
     const connect = { clean: false, properties: { sessionExpiryInterval: 300 } };

@@ -214,6 +214,21 @@ t.test('MQTT 5 SUBACK and UNSUBACK reason codes', async (t) => {
     t.same((await old.expect('suback')).granted, [1, 0x80, 0x80, 0x80], '3.1.1: 0x80 for each');
   });
 
+  await t.test('SUBACK 0x9E for the non-standard `$queue/` shares; 0x80 for a 3.1.1 client', async (t) => {
+    const { client } = await connect5(t, port, 'sa-queue-v5');
+    t.same(
+      await subscribe5(client, [
+        { topic: '$queue/sa/q', qos: 1 },
+        { topic: 'sa/q', qos: 1 },
+      ]),
+      [0x9e, 1],
+      '0x9E (shared subscriptions not supported) for `$queue/`, and the refusal took no room',
+    );
+    const old = await connect4(t, port, 'sa-queue-v4');
+    old.send({ cmd: 'subscribe', messageId: 4, subscriptions: [{ topic: '$queue/sa/q', qos: 1 }] });
+    t.same((await old.expect('suback')).granted, [0x80], '3.1.1: 0x80');
+  });
+
   await t.test('UNSUBACK: 0x00 for a filter held, 0x11 for one not held (MQTT 5 section 3.11.3)', async (t) => {
     const { client } = await connect5(t, port, 'ua-v5');
     t.same(await subscribe5(client, [{ topic: 'sa/held', qos: 1 }]), [1]);

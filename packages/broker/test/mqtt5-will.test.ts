@@ -62,6 +62,26 @@ t.test('MQTT 5 wills', async (t) => {
     t.equal(got.properties?.willDelayInterval, undefined, 'the delay is the broker’s, not the message’s');
   });
 
+  await t.test(
+    'a will’s payload format indicator and message expiry interval travel too; the expiry counts from its publication (3.1.3.2.3, 3.1.3.2.4)',
+    async (t) => {
+      const { client } = await RawClient.connected(port, {
+        ...v5,
+        clientId: 'w5-expiring',
+        will: will('w5/expiring', 'utf-8 text', 0, { payloadFormatIndicator: true, messageExpiryInterval: 60 }),
+      });
+      client.destroy();
+      const got = await receive(watcher);
+      t.equal(got.topic, 'w5/expiring');
+      t.equal(got.properties?.payloadFormatIndicator, true, 'payload format indicator as set in the will');
+      const left = got.properties?.messageExpiryInterval;
+      t.ok(
+        left !== undefined && left > 0 && left <= 60,
+        `the will’s expiry interval, counting down: 0 < ${left} <= 60`,
+      );
+    },
+  );
+
   await t.test('only a normal DISCONNECT (0x00) discards the will [MQTT-3.14.4-3]', async (t) => {
     const a = await RawClient.connected(port, { ...v5, clientId: 'w5-dc4', will: will('w5/dc4', 'asked for') });
     a.client.send({ cmd: 'disconnect', reasonCode: 0x04 });
@@ -121,6 +141,72 @@ t.test('MQTT 5 wills', async (t) => {
     // A clean end, so this connection's own will is discarded.
     await again.client.disconnect();
   });
+
+  await t.test(
+    'a takeover within the delay: the old connection’s will never fires, the session goes on [MQTT-3.1.3-9] [MQTT-3.1.4-3]',
+    async (t) => {
+      const connect = {
+        ...v5,
+        clientId: 'w5-taken',
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+        will: will('w5/taken', 'should not', 1),
+      };
+      const { client: old } = await RawClient.connected(port, connect);
+      const again = await RawClient.connected(port, connect);
+      t.equal((await old.expect('disconnect')).reasonCode, 0x8e, 'the old connection is told 0x8E');
+      await old.waitClosed();
+      t.equal(again.connack.sessionPresent, true);
+      // Another client whose will has the same delay, gone after the takeover: once its will
+      // has come, the old connection's delay has run out too.
+      const { client: later } = await RawClient.connected(port, {
+        ...v5,
+        clientId: 'w5-taken-marker',
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+        will: will('w5/taken-marker', 'later', 1),
+      });
+      later.destroy();
+      const got = await receiveUntil(watcher, 'w5/taken-marker');
+      t.same(
+        got.map((p) => p.topic),
+        ['w5/taken-marker'],
+        'only the will of the client that did not come back',
+      );
+      // A clean end, so the new connection's own will is discarded.
+      await again.client.disconnect();
+    },
+  );
+
+  await t.test(
+    'a client back after the delay ran out: the will was published, once, and the session is still there',
+    async (t) => {
+      const connect = {
+        ...v5,
+        clientId: 'w5-late',
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+        will: will('w5/late', 'too late', 1),
+      };
+      const first = await RawClient.connected(port, connect);
+      first.client.destroy();
+      // The delay runs out with the client away: the will comes.
+      const got = await receive(watcher);
+      t.equal(got.topic, 'w5/late');
+      t.equal(text(got), 'too late');
+      const again = await RawClient.connected(port, connect);
+      t.equal(again.connack.sessionPresent, true, 'the session outlived the will delay');
+      // The reconnect neither publishes it a second time nor fires the new connection's will.
+      const rest = await upToMarker();
+      t.same(
+        rest.map((p) => p.topic),
+        ['w5/marker'],
+        'no second will',
+      );
+      // A clean end, so this connection's own will is discarded.
+      await again.client.disconnect();
+    },
+  );
 
   await t.test('a session that ends first takes its delayed will out at once (3.1.3.2.2)', async (t) => {
     // Expiry 0: the session ends with the connection, long before the delay of an hour.

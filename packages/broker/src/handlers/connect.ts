@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ConnackReturnCode, type ConnectPacket, encode } from '@tern/protocol';
+import { ConnackReturnCode, type ConnectPacket, encode, ReasonCode } from '@tern/protocol';
 import type { AuthOutcome } from '../access/access.js';
 import { certificateUser } from '../access/certificate-user.js';
 import type { Client } from '../client.js';
@@ -115,6 +115,15 @@ function authenticated(client: Client, packet: ConnectPacket, outcome: AuthOutco
     refuse(client, ConnackReturnCode.NOT_AUTHORIZED, 'not-authorized', 'the ACL does not allow the will topic', fields);
     return;
   }
+  if (!connackFits(client, packet)) {
+    // MQTT 5: a CONNACK larger than the client's maximum packet size is never sent
+    // [MQTT-3.1.2-24], and without one the client would wait for ever: refused before its
+    // session is touched, with a CONNACK 0x95 bare enough to fit.
+    const fields = { maximumPacketSize: client.v5?.maxPacketSize };
+    const why = 'the CONNACK would be larger than the client’s maximum packet size';
+    refuse(client, ReasonCode.PACKET_TOO_LARGE, 'packet-too-large', why, fields);
+    return;
+  }
   const link = broker.link;
   if (link === null) {
     accept(client, packet);
@@ -164,6 +173,22 @@ function claimed(client: Client, packet: ConnectPacket, claim: Claim): void {
   }
   accept(client, packet);
   replayHeld(client);
+}
+
+/**
+ * Whether the CONNACK accepting `packet` fits the MQTT 5 client's maximum packet size
+ * [MQTT-3.1.2-24]; its size does not depend on the session (session present is a flag).
+ */
+function connackFits(client: Client, packet: ConnectPacket): boolean {
+  const v5 = client.v5;
+  if (v5 === null || v5.maxPacketSize === Number.POSITIVE_INFINITY) return true;
+  const config = client.broker.config;
+  const expiry = grantedExpiry(packet, config);
+  const keepalive = grantedKeepalive(packet, config);
+  const properties = connackProperties(packet, config, client.clientId, client.assignedClientId, expiry, keepalive);
+  if (packet.properties?.authenticationMethod !== undefined) addConnackAuth(client, properties, true);
+  const bytes = encode({ cmd: 'connack', sessionPresent: false, returnCode: 0, properties }, 5);
+  return bytes.length <= v5.maxPacketSize;
 }
 
 /** Handles, in order, the packets that waited behind the CONNECT. */

@@ -166,13 +166,16 @@ export function reauthenticate(client: Client, packet: AuthPacket): void {
   ask(client, client.broker.access.plugin as AuthPlugin, exchange, packet.properties?.authenticationData);
 }
 
-/** A successful CONNECT exchange's CONNACK carries the method and the final data [MQTT-4.12.0-5]. */
-export function addConnackAuth(client: Client, properties: Properties): void {
+/**
+ * A successful CONNECT exchange's CONNACK carries the method and the final data [MQTT-4.12.0-5].
+ * With `keep`, the data stays for the CONNACK itself (a size check before it).
+ */
+export function addConnackAuth(client: Client, properties: Properties, keep = false): void {
   const exchange = exchanges.get(client);
   if (exchange === undefined) return;
   properties.authenticationMethod = exchange.method;
   if (exchange.connackData !== undefined) properties.authenticationData = exchange.connackData;
-  exchange.connackData = undefined;
+  if (!keep) exchange.connackData = undefined;
 }
 
 /** Why a client's AUTH is not the AUTH 0x18 with the same method that we wait for; null when it is. */
