@@ -424,6 +424,12 @@ const METRICS = {
   ],
   idle: [
     ['KiB per idle connection', (r) => (r.failed === 0 ? r.kibPerConnection : null), (x) => fmtNum(x, 2), true],
+    [
+      'KiB per idle connection, second half',
+      (r) => (r.failed === 0 ? r.kibPerConnectionSecondHalf : null),
+      (x) => fmtNum(x, 2),
+      true,
+    ],
     ['connections/s', (r) => (r.failed === 0 ? r.connectRate : null), fmtInt, false],
     ['CONNACK p99 ms', (r) => r.connackLatencyMs?.p99, fmtNum, true],
   ],
@@ -529,7 +535,11 @@ function report(results, brokers, skipped, env, tool) {
   }
   out.push(...mdTable(h2, rows, 99));
   if (cfg.scenarios.includes('idle')) {
-    out.push('', 'Idle connections: broker RSS before and after (KiB, median), settled readings (all rounds).', '');
+    out.push(
+      '',
+      'Idle connections: broker RSS before, at half and after (KiB, median); KiB per connection over all of them and over the second half; settled readings (all rounds).',
+      '',
+    );
     const rows3 = cols
       .filter((c) => brokers.includes(c))
       .map((b) => {
@@ -538,13 +548,21 @@ function report(results, brokers, skipped, env, tool) {
         return [
           b,
           fmtInt(median(rs.map((r) => r.brokerRssBeforeKiB))),
+          fmtInt(median(rs.map((r) => r.brokerRssMidKiB))),
           fmtInt(median(rs.map((r) => r.brokerRssAfterKiB))),
           fmtNum(median(rs.map((r) => r.kibPerConnection)), 2),
+          fmtNum(median(rs.map((r) => r.kibPerConnectionSecondHalf)), 2),
           fmtInt(median(rs.map((r) => r.connectRate))),
           `${settled}/${rs.length}`,
         ];
       });
-    out.push(...mdTable(['broker', 'RSS before', 'RSS after', 'KiB/conn', 'conn/s', 'settled'], rows3, 1));
+    out.push(
+      ...mdTable(
+        ['broker', 'RSS before', 'RSS at half', 'RSS after', 'KiB/conn', 'KiB/conn 2nd half', 'conn/s', 'settled'],
+        rows3,
+        1,
+      ),
+    );
   }
   const noisy = [];
   const toolBound = [];
