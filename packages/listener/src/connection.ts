@@ -33,6 +33,9 @@ export interface ConnectionOptions {
 /** How long a socket closed with a last packet may take to send it before it is cut. */
 const CLOSE_GRACE_MS = 2000;
 
+/** Where a connection's packets go before it has a handler: nowhere. */
+const NO_HANDLER: PacketSink = { onPacket() {} };
+
 /** Slots per pending write (see Connection.pending). */
 const STRIDE = 4;
 
@@ -80,10 +83,10 @@ function flushDirty(): void {
  * the turn ends. It knows the codec, nothing of topics or sessions. The socket is a
  * net.Socket or tls.TLSSocket used directly, or a WebSocketTransport.
  */
-export class Connection implements PacketSink {
+export class Connection {
   readonly socket: Transport;
   readonly decoder: PacketDecoder;
-  handler: ConnectionHandler | null = null;
+  private handlerRef: ConnectionHandler | null = null;
   bytesReceived = 0;
   bytesSent = 0;
   private readonly counters: ConnectionCounters | null;
@@ -177,7 +180,7 @@ export class Connection implements PacketSink {
     // Read once now: the socket caches its peer's address, so it can still be named in a log
     // line after it closes.
     void socket.remotePort;
-    this.decoder = new PacketDecoder(this, { maxPacketSize: options.maxPacketSize });
+    this.decoder = new PacketDecoder(NO_HANDLER, { maxPacketSize: options.maxPacketSize });
     socket.setNoDelay(true);
     (socket as OwnedTransport)[OWNER] = this;
     socket.on('data', onSocketData);
@@ -190,9 +193,15 @@ export class Connection implements PacketSink {
     return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
   }
 
-  /** A whole packet from the decoder. */
-  onPacket(packet: Packet): void {
-    this.handler?.onPacket(packet);
+  /** Who hears of this connection's packets and its end (null: nobody yet; packets are dropped). */
+  get handler(): ConnectionHandler | null {
+    return this.handlerRef;
+  }
+
+  set handler(handler: ConnectionHandler | null) {
+    this.handlerRef = handler;
+    // The decoder hands packets to the handler itself: no call in between, per packet.
+    this.decoder.sink = handler ?? NO_HANDLER;
   }
 
   get isClosed(): boolean {

@@ -62,7 +62,8 @@ export class PacketDecoder {
   protocolVersion: ProtocolVersion;
   maxPacketSize: number;
 
-  private readonly sink: PacketSink;
+  /** Where packets go; its owner may point it elsewhere between packets. */
+  sink: PacketSink;
   /** Wire length (fixed header included) of the packet being handed to onPacket: for byte counts. */
   packetLength = 0;
   /** A fixed header cut by a chunk boundary; made the first time one is (most connections never). */
