@@ -33,6 +33,25 @@ const passedOn = (p: Properties | undefined) => ({
   userProperties: p?.userProperties,
 });
 
+/** An MQTT.js client speaking MQTT 5, ended (forced) when `t` ends. */
+async function openMqttjs5(
+  t: { teardown: (fn: () => unknown) => void },
+  port: number,
+  clientId: string,
+  options: mqtt.IClientOptions = {},
+): Promise<MqttClient> {
+  const c = await mqtt.connectAsync({
+    port,
+    host: '127.0.0.1',
+    clientId,
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    ...options,
+  });
+  t.teardown(() => c.endAsync(true));
+  return c;
+}
+
 t.test('MQTT 5 PUBLISH', async (t) => {
   const tb = await startBroker();
   const { port } = tb;
@@ -94,17 +113,7 @@ t.test('MQTT 5 PUBLISH', async (t) => {
   await t.test(
     'request/response between two MQTT.js v5 clients: the response topic and correlation data carry the answer back (MQTT 5 section 4.10)',
     async (t) => {
-      const connect = async (clientId: string): Promise<MqttClient> => {
-        const c = await mqtt.connectAsync({
-          port,
-          host: '127.0.0.1',
-          clientId,
-          protocolVersion: 5,
-          reconnectPeriod: 0,
-        });
-        t.teardown(() => c.endAsync(true));
-        return c;
-      };
+      const connect = (clientId: string): Promise<MqttClient> => openMqttjs5(t, port, clientId);
       const responder = await connect('rr-responder');
       // With routing workers, request and answer cross between the two clients' workers.
       const { client: requester } = await onAnotherWorker(tb, 'rr-responder', 'rr-requester', connect, (c) =>
@@ -425,18 +434,8 @@ t.test('MQTT 5 PUBLISH', async (t) => {
   await t.test(
     'topic aliases both ways between MQTT.js v5 clients: the publisher’s aliases are resolved, the subscriber is sent aliases of its own, every message arrives on its topic',
     async (t) => {
-      const open = async (clientId: string, options: mqtt.IClientOptions): Promise<MqttClient> => {
-        const c = await mqtt.connectAsync({
-          port,
-          host: '127.0.0.1',
-          clientId,
-          protocolVersion: 5,
-          reconnectPeriod: 0,
-          ...options,
-        });
-        t.teardown(() => c.endAsync(true));
-        return c;
-      };
+      const open = (clientId: string, options: mqtt.IClientOptions): Promise<MqttClient> =>
+        openMqttjs5(t, port, clientId, options);
       // The subscriber allows two aliases; MQTT.js resolves the ones it is sent.
       const sub = await open('mjs-alias-sub', { properties: { topicAliasMaximum: 2 } });
       const wire: Array<[string, number | undefined]> = [];

@@ -14,6 +14,18 @@ import { connect4, connect5, connect5Elsewhere, publish5, subscribe5, untilPingr
 const publishes = (packets: readonly Packet[]): PublishPacket[] =>
   packets.filter((p): p is PublishPacket => p.cmd === 'publish');
 
+/** The payloads of the next `count` PUBLISHes `client` gets, each acknowledged (QoS 1) as it comes. */
+async function takeAcking(client: RawClient, count: number): Promise<string[]> {
+  const got: string[] = [];
+  while (got.length < count) {
+    const p = await client.next();
+    if (p.cmd !== 'publish') continue;
+    client.send({ cmd: 'puback', messageId: p.messageId as number });
+    got.push(p.payload.toString());
+  }
+  return got;
+}
+
 t.test('shared subscriptions', async (t) => {
   const tb = await startBroker();
   t.teardown(tb.stop);
@@ -98,13 +110,7 @@ t.test('shared subscriptions', async (t) => {
     t.ok(unacked.length > 0, 'the leaving member had some');
     leaving.destroy();
     await leaving.waitClosed();
-    const got: string[] = [];
-    while (got.length < sent.length) {
-      const p = await staying.next();
-      if (p.cmd !== 'publish') continue;
-      staying.send({ cmd: 'puback', messageId: p.messageId as number });
-      got.push(p.payload.toString());
-    }
+    const got = await takeAcking(staying, sent.length);
     t.same(got.sort(), [...sent].sort(), 'the staying member ends up with all of them');
   });
 
@@ -131,13 +137,7 @@ t.test('shared subscriptions', async (t) => {
       leaving.destroy();
       await leaving.waitClosed();
 
-      const got: string[] = [];
-      while (got.length < sent.length) {
-        const p = await staying.next();
-        if (p.cmd !== 'publish') continue;
-        staying.send({ cmd: 'puback', messageId: p.messageId as number });
-        got.push(p.payload.toString());
-      }
+      const got = await takeAcking(staying, sent.length);
       t.same(got.sort(), [...sent].sort(), 'the staying member ends up with the whole share');
 
       const { client: back, connack } = await connect5(t, port, 'sh-queued', {
