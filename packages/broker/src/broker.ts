@@ -773,7 +773,7 @@ export class Broker {
     if (expired !== null) for (const topic of expired as string[]) this.retained.delete(topic);
   }
 
-  /** Keepalive (1.5 x the client's interval [MQTT-3.1.2-24]) and connect timeouts. */
+  /** Runs the heap trim's check (heap-trim.ts); a collection it runs is logged at debug. */
   private trimHeap(now: number): void {
     const started = performance.now();
     const events = (this.heapTrim as HeapTrim).observe(this.connectionEvents, now);
@@ -783,6 +783,7 @@ export class Broker {
     }
   }
 
+  /** Keepalive (1.5 x the client's interval [MQTT-3.1.2-24]) and connect timeouts. */
   private sweep(): void {
     const now = Date.now();
     this.clock.now = now;
