@@ -19,9 +19,16 @@
  * on disk; this one is never stored, so it has no version of its own beyond the batch's.
  */
 import { decode, encode } from '@msgpack/msgpack';
-import { PublishBatchWriter, readPublishBatch } from '@tern/cluster';
+import { type Forwarded, PublishBatchReader, PublishBatchWriter } from '@tern/cluster';
 import type { QoS } from '@tern/protocol';
-import { type InflightEntry, type Message, Session, type SessionLimits } from '@tern/session';
+import {
+  type DeferredDeliveries,
+  type InflightEntry,
+  type Message,
+  type QueuedDelivery,
+  Session,
+  type SessionLimits,
+} from '@tern/session';
 import {
   deliveryExtras,
   extrasRetain,
@@ -94,28 +101,42 @@ export function decodeSessionTransfer(bytes: Uint8Array, limits: SessionLimits):
   const session = new Session(head.id, head.expiry === null ? Number.POSITIVE_INFINITY : head.expiry, limits);
   for (const [filter, options] of head.subs) session.setSubscription(filter, options);
   if (head.expiresAt !== null) session.expiresAt = head.expiresAt;
+  // Checked whole first (a BatchError), so a fault is found here, not in the middle of a drain.
+  const records = new PublishBatchReader(bytes.subarray(4 + headLength)).check();
   const inflight = head.inflight;
-  let index = 0;
-  readPublishBatch(bytes.subarray(4 + headLength), (record) => {
-    const message = messageFromRecord(record);
+  if (records.remaining < inflight.length) {
+    throw new SessionTransferError(`${inflight.length} inflight entries named, ${records.remaining} records carried`);
+  }
+  for (const [id, state] of inflight) {
+    const record = records.next();
+    const qos = record.targetQos as 1 | 2;
     const retain = extrasRetain(record.target, 0);
     const share = extrasShare(record.target, 0);
-    const qos = record.targetQos as 1 | 2;
-    const slot = inflight[index++];
-    if (slot !== undefined) {
-      const [id, state] = slot;
-      session.putInflight({ id, message, qos, retain, state, share });
-    } else if (share === null) {
-      // Restored in order; the limit applies to new messages, never to what was accepted.
-      session.queue.restore({ message, qos, retain });
-    } else {
-      session.queue.restore({ message, qos, retain, share });
-    }
-  });
-  if (index < inflight.length) {
-    throw new SessionTransferError(`${inflight.length} inflight entries named, ${index} records carried`);
+    session.putInflight({ id, message: messageFromRecord(record), qos, retain, state, share });
   }
+  // The queue is decoded as the window takes it: a resume on this worker answers CONNACK
+  // without first making an object per queued message (10,000 of them cost 6 to 36 ms).
+  session.queue.defer(new QueuedRecords(records));
   for (const id of head.qos2In) session.addIncomingQos2(id);
   session.nextId = head.nextId;
   return session;
+}
+
+/** A moved queue's records, made into deliveries one at a time, in order. */
+class QueuedRecords implements DeferredDeliveries {
+  constructor(private readonly records: PublishBatchReader) {}
+
+  get remaining(): number {
+    return this.records.remaining;
+  }
+
+  next(): QueuedDelivery {
+    const record: Forwarded = this.records.next();
+    const message = messageFromRecord(record);
+    const qos = record.targetQos as 1 | 2;
+    const retain = extrasRetain(record.target, 0);
+    const share = extrasShare(record.target, 0);
+    // Restored as they were queued; the limit applies to new messages, never to these.
+    return share === null ? { message, qos, retain } : { message, qos, retain, share };
+  }
 }

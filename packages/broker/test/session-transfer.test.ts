@@ -128,3 +128,34 @@ t.test('bytes that do not read back are a typed error, never a half session', as
     code: 'TERN_CLUSTER_BATCH_INVALID',
   });
 });
+
+t.test(
+  'the queue is read as it is taken, and a fault anywhere in it is found before the session is made',
+  async (t) => {
+    const roomy = { ...limits, maxQueued: 100 };
+    const session = new Session('lazy', 60, roomy);
+    for (let i = 1; i <= 50; i++)
+      session.queue.restore({ message: message(`q/${i}`, String(i), 1, i), qos: 1, retain: false });
+    const bytes = encodeSessionTransfer(session);
+
+    const small = decodeSessionTransfer(bytes, limits);
+    t.equal(small.queue.length, 50, 'all kept under a smaller limit: they were accepted before it');
+    const back = decodeSessionTransfer(bytes, roomy);
+    back.queue.push({ message: message('q/new', 'new', 1, 99), qos: 1, retain: false }, 'drop-new');
+    t.equal(back.queue.shift()?.message.topic, 'q/1');
+    const order = [...back.queue].map((d) => d.message.topic);
+    t.same(order, [...Array.from({ length: 49 }, (_, i) => `q/${i + 2}`), 'q/new'], 'moved ones first, in order');
+
+    // Flags of the last record made invalid: refused at once, not when the drain reaches it.
+    const headLength = new DataView(bytes.buffer).getUint32(0, true);
+    const bad = Uint8Array.from(bytes);
+    let at = 4 + headLength + 5;
+    const view = new DataView(bad.buffer);
+    for (let i = 0; i < 49; i++) {
+      const lengths = [2, 4, 6].reduce((sum, o) => sum + view.getUint16(at + o, true), 0);
+      at += 32 + lengths + view.getUint32(at + 8, true) + view.getUint32(at + 12, true);
+    }
+    view.setUint16(at, 0xffff, true);
+    t.throws(() => decodeSessionTransfer(bad, limits), { code: 'TERN_CLUSTER_BATCH_INVALID' });
+  },
+);

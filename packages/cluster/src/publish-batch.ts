@@ -211,71 +211,161 @@ export class PublishBatchWriter {
  * layout; records before the fault have been visited by then.
  */
 export function readPublishBatch(bytes: Uint8Array, visit: (f: Forwarded) => void): void {
+  const cursor = openBatch(bytes);
+  readRecords(cursor, cursor.count, visit);
+  endOfBatch(cursor, cursor.p);
+}
+
+/**
+ * Reads a batch one record at a time, for a reader that decodes records only as it needs them
+ * (a moved session's queue, drained window by window). check() walks the whole batch first, so
+ * a fault is found before any record is used, not halfway through.
+ */
+export class PublishBatchReader {
+  private readonly cursor: BatchCursor;
+  private taken: Forwarded | null = null;
+  private readonly take = (record: Forwarded): void => {
+    this.taken = record;
+  };
+
+  constructor(bytes: Uint8Array) {
+    this.cursor = openBatch(bytes);
+  }
+
+  /** Records not read yet. */
+  get remaining(): number {
+    return this.cursor.count - this.cursor.index;
+  }
+
+  /**
+   * Checks the layout of every record not read yet and that nothing follows the last, without
+   * making any record. Throws BatchError.
+   */
+  check(): this {
+    const c = this.cursor;
+    let p = c.p;
+    for (let i = c.index; i < c.count; i++) p = recordEnd(c.v, p, i, c.count, c.b.length);
+    endOfBatch(c, p);
+    return this;
+  }
+
+  /** The next record (a new object; payload and properties are views into the batch). */
+  next(): Forwarded {
+    const c = this.cursor;
+    if (c.index >= c.count) throw new BatchError(`read past the last of ${c.count} records`);
+    readRecords(c, 1, this.take);
+    const record = this.taken as Forwarded;
+    this.taken = null;
+    return record;
+  }
+}
+
+/** Where a reader is in a batch. */
+interface BatchCursor {
+  readonly b: Buffer;
+  readonly v: DataView;
+  readonly count: number;
+  /** Records read so far, and the byte where the next one starts. */
+  index: number;
+  p: number;
+  /** The last record's topic and origin, for records that repeat them. */
+  topic: string;
+  origin: string;
+}
+
+function openBatch(bytes: Uint8Array): BatchCursor {
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const end = b.length;
-  if (end < HEADER) throw new BatchError(`batch of ${end} bytes is shorter than its ${HEADER}-byte header`);
+  if (b.length < HEADER) throw new BatchError(`batch of ${b.length} bytes is shorter than its ${HEADER}-byte header`);
   if (b[0] !== VERSION) throw new BatchError(`unknown batch version ${b[0]}`);
-  const count = v.getUint32(1, true);
-  let p = HEADER;
-  let topic = '';
-  let origin = '';
-  for (let i = 0; i < count; i++) {
-    if (end - p < FIXED) throw new BatchError(`record ${i} of ${count} is cut short at byte ${p}`);
+  return { b, v, count: v.getUint32(1, true), index: 0, p: HEADER, topic: '', origin: '' };
+}
+
+function endOfBatch(c: BatchCursor, p: number): void {
+  if (p !== c.b.length) throw new BatchError(`${c.b.length - p} bytes after the last of ${c.count} records`);
+}
+
+/** Visits the next `n` records (the caller knows they exist) and moves the cursor past them. */
+function readRecords(c: BatchCursor, n: number, visit: (f: Forwarded) => void): void {
+  const b = c.b;
+  const v = c.v;
+  const end = b.length;
+  const count = c.count;
+  let p = c.p;
+  let topic = c.topic;
+  let origin = c.origin;
+  const last = c.index + n;
+  for (let i = c.index; i < last; i++) {
+    const next = recordEnd(v, p, i, count, end);
     const flags = v.getUint16(p, true);
-    const qos = flags & 3;
-    const targetQos = (flags >>> 3) & 3;
-    if ((flags & RESERVED) !== 0 || qos === 3 || targetQos === 3) {
-      throw new BatchError(`record ${i} has bad flags 0x${flags.toString(16)}`);
-    }
     const topicLength = v.getUint16(p + 2, true);
     const originLength = v.getUint16(p + 4, true);
     const targetLength = v.getUint16(p + 6, true);
     const payloadLength = v.getUint32(p + 8, true);
-    const propertiesLength = v.getUint32(p + 12, true);
-    const hasProperties = (flags & HAS_PROPERTIES) !== 0;
-    if (!hasProperties && propertiesLength !== 0) {
-      throw new BatchError(`record ${i} has properties bytes but no properties flag`);
-    }
-    const topicRepeats = (flags & TOPIC_REPEATS) !== 0;
-    const originRepeats = (flags & ORIGIN_REPEATS) !== 0;
-    if ((topicRepeats && (i === 0 || topicLength !== 0)) || (originRepeats && (i === 0 || originLength !== 0))) {
-      throw new BatchError(`record ${i} repeats a string it has no previous record for, or has its bytes too`);
-    }
-    const id = v.getFloat64(p + 16, true);
-    const time = v.getFloat64(p + 24, true);
-    if (!(id >= 0 && Number.isSafeInteger(id) && time >= 0 && Number.isSafeInteger(time))) {
-      throw new BatchError(`record ${i} has a bad id or time`);
-    }
-    // Each term is below 2**32, so the sum is exact.
-    const recordEnd = p + FIXED + topicLength + originLength + targetLength + payloadLength + propertiesLength;
-    if (recordEnd > end) throw new BatchError(`record ${i} of ${count} runs past the end of the batch`);
-
     let q = p + FIXED;
-    if (!topicRepeats) topic = text(b, q, topicLength, flags & TOPIC_ASCII);
+    if ((flags & TOPIC_REPEATS) === 0) topic = text(b, q, topicLength, flags & TOPIC_ASCII);
     q += topicLength;
-    if (!originRepeats) origin = text(b, q, originLength, flags & ORIGIN_ASCII);
+    if ((flags & ORIGIN_REPEATS) === 0) origin = text(b, q, originLength, flags & ORIGIN_ASCII);
     q += originLength;
     const target = text(b, q, targetLength, flags & TARGET_ASCII);
     q += targetLength;
     const payload = b.subarray(q, q + payloadLength);
     q += payloadLength;
-    const properties = hasProperties ? b.subarray(q, recordEnd) : null;
+    const properties = (flags & HAS_PROPERTIES) !== 0 ? b.subarray(q, next) : null;
+    // The cursor moves before the visit: a visitor that throws leaves it after this record.
+    c.index = i + 1;
+    c.p = next;
+    c.topic = topic;
+    c.origin = origin;
     visit({
-      id,
-      time,
+      id: v.getFloat64(p + 16, true),
+      time: v.getFloat64(p + 24, true),
       topic,
       payload,
-      qos: qos as QoS,
+      qos: (flags & 3) as QoS,
       retain: (flags & RETAIN) !== 0,
       origin,
       properties,
       target,
-      targetQos: targetQos as QoS,
+      targetQos: ((flags >>> 3) & 3) as QoS,
     });
-    p = recordEnd;
+    p = next;
   }
-  if (p !== end) throw new BatchError(`${end - p} bytes after the last of ${count} records`);
+}
+
+/**
+ * Where record `i` of `count`, starting at `p`, ends; throws BatchError unless its fixed part
+ * is sound and the whole record lies inside the batch (`end`).
+ */
+function recordEnd(v: DataView, p: number, i: number, count: number, end: number): number {
+  if (end - p < FIXED) throw new BatchError(`record ${i} of ${count} is cut short at byte ${p}`);
+  const flags = v.getUint16(p, true);
+  const qos = flags & 3;
+  const targetQos = (flags >>> 3) & 3;
+  if ((flags & RESERVED) !== 0 || qos === 3 || targetQos === 3) {
+    throw new BatchError(`record ${i} has bad flags 0x${flags.toString(16)}`);
+  }
+  const topicLength = v.getUint16(p + 2, true);
+  const originLength = v.getUint16(p + 4, true);
+  const propertiesLength = v.getUint32(p + 12, true);
+  if ((flags & HAS_PROPERTIES) === 0 && propertiesLength !== 0) {
+    throw new BatchError(`record ${i} has properties bytes but no properties flag`);
+  }
+  const topicRepeats = (flags & TOPIC_REPEATS) !== 0;
+  const originRepeats = (flags & ORIGIN_REPEATS) !== 0;
+  if ((topicRepeats && (i === 0 || topicLength !== 0)) || (originRepeats && (i === 0 || originLength !== 0))) {
+    throw new BatchError(`record ${i} repeats a string it has no previous record for, or has its bytes too`);
+  }
+  const id = v.getFloat64(p + 16, true);
+  const time = v.getFloat64(p + 24, true);
+  if (!(id >= 0 && Number.isSafeInteger(id) && time >= 0 && Number.isSafeInteger(time))) {
+    throw new BatchError(`record ${i} has a bad id or time`);
+  }
+  // Each term is below 2**32, so the sum is exact.
+  const length = FIXED + topicLength + originLength + v.getUint16(p + 6, true) + v.getUint32(p + 8, true);
+  const next = p + length + propertiesLength;
+  if (next > end) throw new BatchError(`record ${i} of ${count} runs past the end of the batch`);
+  return next;
 }
 
 function isQos(x: number): boolean {

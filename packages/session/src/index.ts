@@ -1,6 +1,6 @@
 export { carriedProperties, takeCarriedProperties } from './carried-properties.js';
 export { LARGE_PAYLOAD, Message, type PublishTemplate } from './message.js';
-export { MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
+export { type DeferredDeliveries, MessageQueue, type OverflowPolicy, type QueuedDelivery } from './message-queue.js';
 export {
   Enqueued,
   type Handover,

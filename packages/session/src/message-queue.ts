@@ -9,6 +9,18 @@ export interface QueuedDelivery {
   share?: string | null;
 }
 
+/**
+ * Deliveries made only when taken, in order: a queue that arrived as bytes (a session that
+ * moved from another routing worker) is decoded as its client's window takes it, not all at
+ * once before the CONNACK.
+ */
+export interface DeferredDeliveries {
+  /** How many are left. */
+  readonly remaining: number;
+  /** The next one (only called while remaining > 0). */
+  next(): QueuedDelivery;
+}
+
 /** What to do when a session's queue is full: drop the oldest queued message or the new one. */
 export type OverflowPolicy = 'drop-oldest' | 'drop-new';
 
@@ -23,6 +35,8 @@ export class MessageQueue {
   private slots: (QueuedDelivery | undefined)[];
   private head = 0;
   private count = 0;
+  /** Deliveries not decoded yet; they come before every slot. */
+  private deferred: DeferredDeliveries | null = null;
   limit: number;
 
   constructor(limit: number) {
@@ -32,7 +46,16 @@ export class MessageQueue {
   }
 
   get length(): number {
-    return this.count;
+    return this.deferred === null ? this.count : this.count + this.deferred.remaining;
+  }
+
+  /**
+   * Puts deliveries not decoded yet at the front of an empty queue, as if each were restored
+   * (the limit does not apply to them). Anything pushed later goes behind them.
+   */
+  defer(source: DeferredDeliveries): void {
+    if (this.length !== 0) throw new Error('defer() needs an empty queue');
+    if (source.remaining > 0) this.deferred = source;
   }
 
   /**
@@ -41,7 +64,7 @@ export class MessageQueue {
    */
   push(item: QueuedDelivery, policy: OverflowPolicy): QueuedDelivery | null {
     let dropped: QueuedDelivery | null = null;
-    if (this.count >= this.limit) {
+    if (this.length >= this.limit) {
       if (policy === 'drop-new' || this.limit === 0) return item;
       dropped = this.shift();
     }
@@ -62,6 +85,12 @@ export class MessageQueue {
   }
 
   shift(): QueuedDelivery | null {
+    const deferred = this.deferred;
+    if (deferred !== null) {
+      const item = deferred.next();
+      if (deferred.remaining === 0) this.deferred = null;
+      return item;
+    }
     if (this.count === 0) return null;
     const item = this.slots[this.head] as QueuedDelivery;
     this.slots[this.head] = undefined;
@@ -71,17 +100,34 @@ export class MessageQueue {
   }
 
   peek(): QueuedDelivery | null {
+    this.undefer();
     return this.count === 0 ? null : (this.slots[this.head] as QueuedDelivery);
   }
 
   clear(): void {
+    this.deferred = null;
     this.slots = EMPTY_SLOTS;
     this.head = 0;
     this.count = 0;
   }
 
   *[Symbol.iterator](): IterableIterator<QueuedDelivery> {
+    this.undefer();
     for (let i = 0; i < this.count; i++) yield this.slots[(this.head + i) % this.slots.length] as QueuedDelivery;
+  }
+
+  /** Decodes what was deferred into slots, in front of the rest. */
+  private undefer(): void {
+    const deferred = this.deferred;
+    if (deferred === null) return;
+    this.deferred = null;
+    const next: (QueuedDelivery | undefined)[] = new Array(deferred.remaining + this.count);
+    let i = 0;
+    while (deferred.remaining > 0) next[i++] = deferred.next();
+    for (let k = 0; k < this.count; k++) next[i++] = this.slots[(this.head + k) % this.slots.length];
+    this.slots = next;
+    this.head = 0;
+    this.count = i;
   }
 
   private grow(): void {
