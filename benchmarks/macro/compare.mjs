@@ -9,7 +9,8 @@
  *        [--out-dir benchmarks/results/<stamp>] [--keep-latest] [--out file.json]
  *
  * Brokers: mosquitto (Debian package), aedes (aedes-server.mjs, in memory), tern-<N>w (Tern with
- * --workers N: tern-1w, tern-2w, tern-4w, ...; base command --tern-base) and tern (the command
+ * --workers N: tern-1w, tern-2w, tern-4w, ...; tern-<N>w-i<M> adds --max-inflight M; base command
+ * --tern-base) and tern (the command
  * given by --tern-cmd or $TERN_CMD). Each Tern variant gets its own columns and its own ratios
  * to Mosquitto and Aedes.
  *
@@ -58,7 +59,13 @@ const RESULTS = path.resolve(HERE, '..', 'results');
 const DEFAULT_TERN_CMD =
   'node packages/broker/dist/cli.js --port {port} --host 127.0.0.1 --max-queued 100000 --no-metrics --log-level warn';
 const DEFAULT_BROKERS = ['mosquitto', 'aedes', 'tern-1w', 'tern-2w'];
-const TERN_VARIANT = /^tern-(\d+)w$/;
+/**
+ * tern-<N>w: Tern with --workers N; tern-<N>w-i<M>: the same with an outbound QoS 1/2 window of
+ * M (--max-inflight M) instead of the default 32, for a comparison at the window a broker
+ * really keeps (mosquitto 2.0.11 does not hold its max_inflight_messages on a resumed session:
+ * each PUBACK releases 20 more, see benchmarks/RESULTS.md).
+ */
+const TERN_VARIANT = /^tern-(\d+)w(?:-i(\d+))?$/;
 const ALL_SCENARIOS = ['fanin', 'fanout', 'qos1', 'qos2', 'latency', 'persistent', 'retained', 'idle', 'soak'];
 const DEFAULT_SCENARIOS = ['fanin', 'fanout', 'qos1', 'persistent', 'idle'];
 /** Longest wait for a started broker to accept a TCP connection. */
@@ -121,7 +128,8 @@ const cfg = {
 // null: the load tool's null broker (null-broker.mjs), a Node socket server that routes nothing,
 // as a floor for the idle scenario (what a Node net.Socket costs before any broker state).
 const KNOWN = (b) => ['mosquitto', 'aedes', 'tern', 'null'].includes(b) || TERN_VARIANT.test(b);
-for (const b of cfg.brokers) if (!KNOWN(b)) fatal(`unknown broker ${b} (mosquitto, aedes, tern, tern-<N>w, null)`);
+for (const b of cfg.brokers)
+  if (!KNOWN(b)) fatal(`unknown broker ${b} (mosquitto, aedes, tern, tern-<N>w, tern-<N>w-i<M>, null)`);
 for (const s of cfg.scenarios) if (!ALL_SCENARIOS.includes(s)) fatal(`unknown scenario ${s}`);
 if (!(cfg.rounds >= 1 && cfg.duration > 0 && cfg.warmup >= 0 && cfg.payload >= 14 && cfg.warmupRuns >= 0)) {
   fatal('bad numeric flag');
@@ -188,8 +196,13 @@ function brokerCommand(name, port) {
   }
   if (name === 'null') return [process.execPath, [path.join(HERE, 'null-broker.mjs'), '--port', String(port)]];
   if (name === 'tern') return ternCommand(args['tern-cmd'], port);
-  const m = TERN_VARIANT.exec(name);
-  return ternCommand(`${args['tern-base']} --workers ${m[1]}`, port);
+  return ternCommand(ternVariantCommand(name), port);
+}
+
+/** The start command of a tern-<N>w[-i<M>] variant, with placeholders. */
+function ternVariantCommand(name) {
+  const [, workers, window] = TERN_VARIANT.exec(name);
+  return `${args['tern-base']} --workers ${workers}${window === undefined ? '' : ` --max-inflight ${window}`}`;
 }
 
 /** A display string of a broker's start command, with placeholders. */
@@ -198,7 +211,7 @@ function commandText(name) {
   if (name === 'aedes') return `node benchmarks/macro/aedes-server.mjs --port {port}${cfg.nodelay ? ' --nodelay' : ''}`;
   if (name === 'tern') return args['tern-cmd'];
   if (name === 'null') return 'node benchmarks/macro/null-broker.mjs --port {port}';
-  return `${args['tern-base']} --workers ${TERN_VARIANT.exec(name)[1]}`;
+  return ternVariantCommand(name);
 }
 
 /** Busy CPU seconds of the machine from /proc/stat (user nice system irq softirq steal). */
