@@ -46,8 +46,13 @@ async function resume(port: number, clientId: string) {
 
 /**
  * A subscriber that never reads: once the broker says it is too slow (its socket buffer is
- * over the limit), closing it gracefully cannot finish.
+ * over the limit), closing it gracefully cannot finish. Only if the broker's limit is more
+ * than the kernel can take for it: a socket that is not read keeps a small receive buffer, but
+ * the sender's send buffer grows to tcp_wmem's maximum (4 MiB here), and with the default limit
+ * (1 MiB) the backlog could all move into the kernel, end, and let the shutdown finish.
  */
+const STUCK_SOCKET_BUFFER = String(16 * 1024 * 1024);
+
 async function stuckSubscriber(cli: Running): Promise<RawClient> {
   const { client } = await RawClient.connected(cli.port, { clientId: 'stuck' });
   client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood', qos: 0 }] });
@@ -127,7 +132,13 @@ t.test('SIGTERM with persistent clients loses no queued message; a restart resum
 });
 
 t.test('a second SIGTERM exits at once when the graceful shutdown cannot finish', async (t) => {
-  const cli = killed(t, await startCli(['--shutdown-timeout-ms', '600000', '--metrics', '--metrics-port', '0']));
+  const cli = killed(
+    t,
+    await startCli([
+      ...['--shutdown-timeout-ms', '600000', '--metrics', '--metrics-port', '0'],
+      ...['--max-socket-buffer', STUCK_SOCKET_BUFFER],
+    ]),
+  );
   const http = await cli.waitForLog((l) => l.msg.startsWith('listening for HTTP'));
   const base = `http://127.0.0.1:${http.port as number}`;
   t.equal((await fetch(`${base}/ready`)).status, 200, 'ready while running');
@@ -145,7 +156,7 @@ t.test('a second SIGTERM exits at once when the graceful shutdown cannot finish'
 });
 
 t.test('a connection that cannot take its last bytes is cut after the grace time; exit 0', async (t) => {
-  const cli = killed(t, await startCli(['--shutdown-timeout-ms', '400']));
+  const cli = killed(t, await startCli(['--shutdown-timeout-ms', '400', '--max-socket-buffer', STUCK_SOCKET_BUFFER]));
   const stuck = await stuckSubscriber(cli);
   t.teardown(() => stuck.destroy());
   cli.child.kill('SIGTERM');
