@@ -3,27 +3,13 @@
  * Tern nodes joined through it, one holder process per node; every connection is held at once
  * and counted per node. Needs redis-server and a build, as .ci/run provides.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
-import { ROOT } from './support/run.mjs';
+import { ROOT, runScript } from './support/run.mjs';
 
 const SCALE = path.join(ROOT, 'benchmarks', 'macro', 'scale-idle.mjs');
 
-function scale(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SCALE, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const scale = (args) => runScript(SCALE, args);
 
 t.test('300 connections over 3 nodes of 100, all held at once', async (t) => {
   const args = ['--connections', '300', '--per-node', '100', '--warmup-connections', '20', '--settle-timeout', '3'];

@@ -48,8 +48,13 @@ export function startToy(t, flags = []) {
 
 /** Runs load.mjs with `argv`; resolves { code, stdout, stderr }. */
 export function loadRaw(argv) {
+  return runScript(LOAD, argv);
+}
+
+/** Runs `node script argv...` from the repository root; resolves { code, stdout, stderr }. */
+export function runScript(script, argv) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [LOAD, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
