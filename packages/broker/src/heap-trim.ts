@@ -47,6 +47,16 @@ export class HeapTrim {
 }
 
 /**
+ * This thread's heap trim for `threshold` connection events (config heapTrimConnections): null
+ * when the threshold is 0 or the process does not expose V8's collector (exposedCollector).
+ */
+export function heapTrimFor(threshold: number): HeapTrim | null {
+  if (threshold === 0) return null;
+  const collect = exposedCollector();
+  return collect === null ? null : new HeapTrim(collect, threshold);
+}
+
+/**
  * A compacting full collection when the process exposes V8's collector (the `tern` command
  * turns on --expose-gc before its routing workers start), else null: an embedded broker never
  * collects on its own. Compacting, because a plain full collection frees the storm's garbage

@@ -11,7 +11,7 @@ import { decodeSnapshot, encodeSnapshot, type Message, type Session } from '@ter
 import { type AccessReloadResult, loadAccessTables, logAccessPolicy, logAccessReload } from '../access/access.js';
 import { loadAuthPlugin } from '../access/plugin.js';
 import type { BrokerConfig, LogLevel } from '../config.js';
-import { exposedCollector, HeapTrim } from '../heap-trim.js';
+import { type HeapTrim, heapTrimFor } from '../heap-trim.js';
 import { type ListenerFds, type ListenerKind, logListening } from '../listeners.js';
 import type { Logger } from '../logger.js';
 import type { StatsSnapshot } from '../metrics/snapshot.js';
@@ -117,8 +117,7 @@ export class Supervisor {
       grant: (worker, req, session, from, refused) =>
         this.post(worker, { t: 'claimed', req, session, from, refused: refused ?? null }, transferOf(session)),
     });
-    const collect = config.heapTrimConnections > 0 ? exposedCollector() : null;
-    this.heapTrim = collect === null ? null : new HeapTrim(collect, config.heapTrimConnections);
+    this.heapTrim = heapTrimFor(config.heapTrimConnections);
   }
 
   get workerCount(): number {

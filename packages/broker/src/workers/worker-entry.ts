@@ -14,7 +14,7 @@ import type { TlsMaterial } from '@tern/listener';
 import { decodeSnapshot, encodeSnapshot, Message, optionsQos } from '@tern/session';
 import { Broker } from '../broker.js';
 import { messageFromRecord } from '../forwarded-record.js';
-import { exposedCollector, HeapTrim } from '../heap-trim.js';
+import { heapTrimFor } from '../heap-trim.js';
 import { type ListenerFds, ListenerSet } from '../listeners.js';
 import { createRootLogger } from '../logger.js';
 import { snapshotStats } from '../metrics/snapshot.js';
@@ -45,7 +45,12 @@ const link = new MemberLink(
 );
 // The supervisor checks the memory mark for the node; every worker reads the shared state.
 const nodeLimits = new NodeLimitState(data.nodeLimits);
-let broker = new Broker(config, log, { link, sys: false, nodeLimits, heapTrim: heapTrimOf() });
+let broker = new Broker(config, log, {
+  link,
+  sys: false,
+  nodeLimits,
+  heapTrim: heapTrimFor(config.heapTrimConnections),
+});
 // Refused logins slow their address down on every worker, not only on the one that saw them.
 broker.access.onFailure = (address) => post({ t: 'auth-failure', address });
 let listeners: ListenerSet | null = null;
@@ -86,7 +91,12 @@ function restart(error: unknown): void {
   const old = broker;
   for (const client of [...old.connections]) client.close('internal-error');
   const contents = old.snapshotContents();
-  const next = new Broker(config, log, { link, sys: false, nodeLimits, heapTrim: heapTrimOf() });
+  const next = new Broker(config, log, {
+    link,
+    sys: false,
+    nodeLimits,
+    heapTrim: heapTrimFor(config.heapTrimConnections),
+  });
   // The loaded files and the record of failed logins carry over.
   next.access = old.access;
   old.replacedBy = next;
@@ -195,13 +205,6 @@ port.on('message', (message: ToWorker) => {
       return;
   }
 });
-
-/** A worker of the `tern` command collects its garbage after a storm of connections (heap-trim.ts). */
-function heapTrimOf(): HeapTrim | null {
-  const collect = exposedCollector();
-  if (collect === null || config.heapTrimConnections === 0) return null;
-  return new HeapTrim(collect, config.heapTrimConnections);
-}
 
 async function stop(graceMs: number): Promise<void> {
   const closing = listeners?.close();
