@@ -296,12 +296,20 @@ function readRecords(c: BatchCursor, n: number, visit: (f: Forwarded) => void): 
   let origin = c.origin;
   const last = c.index + n;
   for (let i = c.index; i < last; i++) {
-    const next = recordEnd(v, p, i, count, end);
+    // Each field read once: the same checks as recordEnd, on values this loop uses anyway.
+    if (end - p < FIXED) throw new BatchError(`record ${i} of ${count} is cut short at byte ${p}`);
     const flags = v.getUint16(p, true);
     const topicLength = v.getUint16(p + 2, true);
     const originLength = v.getUint16(p + 4, true);
     const targetLength = v.getUint16(p + 6, true);
     const payloadLength = v.getUint32(p + 8, true);
+    const propertiesLength = v.getUint32(p + 12, true);
+    const id = v.getFloat64(p + 16, true);
+    const time = v.getFloat64(p + 24, true);
+    checkFixed(flags, topicLength, originLength, propertiesLength, id, time, i);
+    // Each term is below 2**32, so the sum is exact.
+    const next = p + FIXED + topicLength + originLength + targetLength + payloadLength + propertiesLength;
+    if (next > end) throw new BatchError(`record ${i} of ${count} runs past the end of the batch`);
     let q = p + FIXED;
     if ((flags & TOPIC_REPEATS) === 0) topic = text(b, q, topicLength, flags & TOPIC_ASCII);
     q += topicLength;
@@ -312,14 +320,9 @@ function readRecords(c: BatchCursor, n: number, visit: (f: Forwarded) => void): 
     const payload = b.subarray(q, q + payloadLength);
     q += payloadLength;
     const properties = (flags & HAS_PROPERTIES) !== 0 ? b.subarray(q, next) : null;
-    // The cursor moves before the visit: a visitor that throws leaves it after this record.
-    c.index = i + 1;
-    c.p = next;
-    c.topic = topic;
-    c.origin = origin;
     visit({
-      id: v.getFloat64(p + 16, true),
-      time: v.getFloat64(p + 24, true),
+      id,
+      time,
       topic,
       payload,
       qos: (flags & 3) as QoS,
@@ -331,6 +334,12 @@ function readRecords(c: BatchCursor, n: number, visit: (f: Forwarded) => void): 
     });
     p = next;
   }
+  // Once per call, not per record: a visitor that throws leaves the cursor where the call began
+  // (readPublishBatch then gives up on the batch; the reader's own visitor never throws).
+  c.index = last;
+  c.p = p;
+  c.topic = topic;
+  c.origin = origin;
 }
 
 /**
@@ -339,15 +348,41 @@ function readRecords(c: BatchCursor, n: number, visit: (f: Forwarded) => void): 
  */
 function recordEnd(v: DataView, p: number, i: number, count: number, end: number): number {
   if (end - p < FIXED) throw new BatchError(`record ${i} of ${count} is cut short at byte ${p}`);
+  const topicLength = v.getUint16(p + 2, true);
+  const originLength = v.getUint16(p + 4, true);
+  const propertiesLength = v.getUint32(p + 12, true);
   const flags = v.getUint16(p, true);
+  checkFixed(
+    flags,
+    topicLength,
+    originLength,
+    propertiesLength,
+    v.getFloat64(p + 16, true),
+    v.getFloat64(p + 24, true),
+    i,
+  );
+  // Each term is below 2**32, so the sum is exact.
+  const next =
+    p + FIXED + topicLength + originLength + v.getUint16(p + 6, true) + v.getUint32(p + 8, true) + propertiesLength;
+  if (next > end) throw new BatchError(`record ${i} of ${count} runs past the end of the batch`);
+  return next;
+}
+
+/** Throws BatchError unless the fixed part of record `i` (its flags, lengths, id and time) is sound. */
+function checkFixed(
+  flags: number,
+  topicLength: number,
+  originLength: number,
+  propertiesLength: number,
+  id: number,
+  time: number,
+  i: number,
+): void {
   const qos = flags & 3;
   const targetQos = (flags >>> 3) & 3;
   if ((flags & RESERVED) !== 0 || qos === 3 || targetQos === 3) {
     throw new BatchError(`record ${i} has bad flags 0x${flags.toString(16)}`);
   }
-  const topicLength = v.getUint16(p + 2, true);
-  const originLength = v.getUint16(p + 4, true);
-  const propertiesLength = v.getUint32(p + 12, true);
   if ((flags & HAS_PROPERTIES) === 0 && propertiesLength !== 0) {
     throw new BatchError(`record ${i} has properties bytes but no properties flag`);
   }
@@ -356,16 +391,9 @@ function recordEnd(v: DataView, p: number, i: number, count: number, end: number
   if ((topicRepeats && (i === 0 || topicLength !== 0)) || (originRepeats && (i === 0 || originLength !== 0))) {
     throw new BatchError(`record ${i} repeats a string it has no previous record for, or has its bytes too`);
   }
-  const id = v.getFloat64(p + 16, true);
-  const time = v.getFloat64(p + 24, true);
   if (!(id >= 0 && Number.isSafeInteger(id) && time >= 0 && Number.isSafeInteger(time))) {
     throw new BatchError(`record ${i} has a bad id or time`);
   }
-  // Each term is below 2**32, so the sum is exact.
-  const length = FIXED + topicLength + originLength + v.getUint16(p + 6, true) + v.getUint32(p + 8, true);
-  const next = p + length + propertiesLength;
-  if (next > end) throw new BatchError(`record ${i} of ${count} runs past the end of the batch`);
-  return next;
 }
 
 function isQos(x: number): boolean {
